@@ -1,0 +1,27 @@
+//! Embeds the metric definitions in `sql/` so every binary (CLI and Lambdas) carries the same catalog.
+use std::{env, fs, path::Path};
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<_> = fs::read_dir(&dir)
+        .expect("sql/ exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    files.sort();
+    let mut out = String::from("pub const BUILTIN_SQL: &[(&str, &str)] = &[\n");
+    for f in files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        out.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            f.display().to_string()
+        ));
+    }
+    out.push_str("];\n");
+    fs::write(
+        Path::new(&env::var("OUT_DIR").unwrap()).join("builtin_sql.rs"),
+        out,
+    )
+    .unwrap();
+}

@@ -1,0 +1,65 @@
+//! Typed settings, validated once at start with errors that name the setting.
+
+use chrono_tz::Tz;
+
+use crate::period::zone_has_whole_hour_offsets;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct ConfigError {
+    pub name: String,
+    pub message: String,
+}
+
+/// Parses a reporting time zone. Days of the reporting zone are composed of UTC hours, so the zone
+/// must keep whole-hour offsets.
+pub fn parse_reporting_tz(name: &str, value: &str) -> Result<Tz, ConfigError> {
+    let tz: Tz = value.parse().map_err(|_| ConfigError {
+        name: name.to_string(),
+        message: format!("{value:?} is not an IANA time zone name (for example UTC or Asia/Seoul)"),
+    })?;
+    if !zone_has_whole_hour_offsets(tz) {
+        return Err(ConfigError {
+            name: name.to_string(),
+            message: format!(
+                "{value} is not a whole number of hours from UTC; choose a zone that is"
+            ),
+        });
+    }
+    Ok(tz)
+}
+
+/// Reads a required environment variable.
+pub fn required_env(name: &str) -> Result<String, ConfigError> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Ok(v),
+        Ok(_) => Err(ConfigError {
+            name: name.into(),
+            message: "is set but empty".into(),
+        }),
+        Err(_) => Err(ConfigError {
+            name: name.into(),
+            message: "is required but not set".into(),
+        }),
+    }
+}
+
+/// Reads an optional environment variable; empty counts as unset.
+pub fn optional_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn errors_name_the_setting() {
+        let e = super::parse_reporting_tz("TALLY_REPORTING_TZ", "Mars/Olympus").unwrap_err();
+        assert!(e.to_string().starts_with("TALLY_REPORTING_TZ: "));
+        let e = super::parse_reporting_tz("TALLY_REPORTING_TZ", "Asia/Kolkata").unwrap_err();
+        assert!(e.to_string().contains("whole number of hours"));
+        assert_eq!(
+            super::parse_reporting_tz("X", "Asia/Seoul").unwrap().name(),
+            "Asia/Seoul"
+        );
+    }
+}

@@ -1,0 +1,404 @@
+//! The event contract: what producers send, what is accepted, and why anything is rejected.
+//!
+//! One JSON object per event. `event_id`, `event_type` and `occurred_at` are required; a fixed set of
+//! known fields become typed columns; every other field is kept verbatim in `attributes`.
+//! The published form of this contract is `schema/event.schema.json`.
+
+use chrono::{DateTime, Duration, Utc};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value};
+
+/// Longest accepted event (one NDJSON line or one array element), in bytes.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+/// How far `occurred_at` may lie ahead of the time the event was received (clock skew allowance).
+pub const MAX_FUTURE_SKEW: Duration = Duration::minutes(5);
+/// Decimal places kept for `price`; the Parquet column is DECIMAL(18, 6).
+pub const PRICE_SCALE: u32 = 6;
+/// Largest absolute price that fits DECIMAL(18, 6).
+pub const PRICE_MAX_ABS: i64 = 999_999_999_999;
+
+/// Optional string fields with their own typed column, in column order.
+pub const STRING_FIELDS: [&str; 10] = [
+    "user_id",
+    "session_id",
+    "correlation_id",
+    "service",
+    "country",
+    "browser",
+    "device",
+    "item_id",
+    "content_id",
+    "currency",
+];
+
+/// An accepted event, normalised: times in UTC, unknown fields folded into `attributes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub event_id: String,
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    /// Values of [`STRING_FIELDS`], same order; `None` when absent, null or empty.
+    pub strings: [Option<String>; 10],
+    pub price: Option<Decimal>,
+    pub quantity: Option<i64>,
+    /// Every field outside the contract, as a JSON object text.
+    pub attributes: Option<String>,
+}
+
+impl Event {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        let i = STRING_FIELDS.iter().position(|f| *f == name)?;
+        self.strings[i].as_deref()
+    }
+}
+
+/// A piece of input that could not become an event, kept byte for byte with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    pub raw: Vec<u8>,
+    pub reason: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// The outcome of parsing one input: what flows on and what goes to quarantine.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub events: Vec<Event>,
+    pub rejected: Vec<Rejected>,
+}
+
+impl Parsed {
+    fn reject(&mut self, raw: &[u8], reason: impl Into<String>, received_at: DateTime<Utc>) {
+        self.rejected.push(Rejected {
+            raw: raw.to_vec(),
+            reason: reason.into(),
+            received_at,
+        });
+    }
+
+    pub fn extend(&mut self, other: Parsed) {
+        self.events.extend(other.events);
+        self.rejected.extend(other.rejected);
+    }
+}
+
+/// Parses NDJSON: one event per line (a line may also hold a JSON array of events). Blank lines are skipped.
+pub fn parse_ndjson(input: &[u8], received_at: DateTime<Utc>) -> Parsed {
+    let mut parsed = Parsed::default();
+    for line in input.split(|b| *b == b'\n') {
+        let line = line.trim_ascii();
+        if !line.is_empty() {
+            parse_value_bytes(line, received_at, &mut parsed);
+        }
+    }
+    parsed
+}
+
+/// Parses one message body (an SQS record, say): one event object or a JSON array of events.
+pub fn parse_message(body: &[u8], received_at: DateTime<Utc>) -> Parsed {
+    let mut parsed = Parsed::default();
+    let body = body.trim_ascii();
+    if body.is_empty() {
+        parsed.reject(body, "empty message", received_at);
+    } else {
+        parse_value_bytes(body, received_at, &mut parsed);
+    }
+    parsed
+}
+
+fn parse_value_bytes(raw: &[u8], received_at: DateTime<Utc>, out: &mut Parsed) {
+    let value: Value = match serde_json::from_slice(raw) {
+        Ok(v) => v,
+        Err(e) => {
+            if raw.len() > MAX_EVENT_BYTES && raw.first() != Some(&b'[') {
+                return out.reject(raw, too_large(raw.len()), received_at);
+            }
+            return out.reject(raw, format!("not JSON: {e}"), received_at);
+        }
+    };
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                let text = serde_json::to_vec(&item).unwrap_or_default();
+                validate_one(item, &text, received_at, out);
+            }
+        }
+        other => validate_one(other, raw, received_at, out),
+    }
+}
+
+fn too_large(len: usize) -> String {
+    format!("event is {len} bytes, over the limit of {MAX_EVENT_BYTES} bytes")
+}
+
+fn validate_one(value: Value, raw: &[u8], received_at: DateTime<Utc>, out: &mut Parsed) {
+    if raw.len() > MAX_EVENT_BYTES {
+        return out.reject(raw, too_large(raw.len()), received_at);
+    }
+    let Value::Object(map) = value else {
+        return out.reject(
+            raw,
+            format!("not a JSON object (found {})", kind(&value)),
+            received_at,
+        );
+    };
+    match event_from_object(map, received_at) {
+        Ok(event) => out.events.push(event),
+        Err(reason) => out.reject(raw, reason, received_at),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn required(map: &mut Map<String, Value>, name: &str) -> Result<String, String> {
+    match map.remove(name) {
+        None | Some(Value::Null) => Err(format!("missing required field `{name}`")),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            Err(format!("required field `{name}` is empty"))
+        }
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(format!(
+            "field `{name}` must be a string, got {}",
+            kind(&other)
+        )),
+    }
+}
+
+fn optional_string(map: &mut Map<String, Value>, name: &str) -> Result<Option<String>, String> {
+    match map.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(format!(
+            "field `{name}` must be a string, got {}",
+            kind(&other)
+        )),
+    }
+}
+
+/// Prices arrive as JSON numbers or decimal strings. A JSON number is read through its shortest
+/// round-trip text, which equals what the producer wrote for up to 15 significant digits;
+/// producers needing more send a string.
+fn price(map: &mut Map<String, Value>) -> Result<Option<Decimal>, String> {
+    let text = match map.remove("price") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s,
+        Some(other) => {
+            return Err(format!(
+                "field `price` must be a decimal number, got {}",
+                kind(&other)
+            ))
+        }
+    };
+    let parsed = text
+        .trim()
+        .parse::<Decimal>()
+        .or_else(|_| Decimal::from_scientific(text.trim()))
+        .map_err(|_| format!("field `price` must be a decimal number, got {text:?}"))?;
+    let parsed = parsed.normalize();
+    if parsed.scale() > PRICE_SCALE {
+        return Err(format!(
+            "field `price` has more than {PRICE_SCALE} decimal places: {text}"
+        ));
+    }
+    if parsed.abs() > Decimal::from(PRICE_MAX_ABS) {
+        return Err(format!("field `price` is out of range: {text}"));
+    }
+    Ok(Some(parsed))
+}
+
+fn quantity(map: &mut Map<String, Value>) -> Result<Option<i64>, String> {
+    match map.remove("quantity") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(q) => Ok(Some(q)),
+            None => Err(format!("field `quantity` must be an integer, got {n}")),
+        },
+        Some(other) => Err(format!(
+            "field `quantity` must be an integer, got {}",
+            kind(&other)
+        )),
+    }
+}
+
+fn event_from_object(
+    mut map: Map<String, Value>,
+    received_at: DateTime<Utc>,
+) -> Result<Event, String> {
+    let event_id = required(&mut map, "event_id")?;
+    let event_type = required(&mut map, "event_type")?;
+    let occurred_text = required(&mut map, "occurred_at")?;
+    let occurred_at = DateTime::parse_from_rfc3339(&occurred_text)
+        .map_err(|e| {
+            format!("field `occurred_at` is not an RFC 3339 time ({e}): {occurred_text:?}")
+        })?
+        .with_timezone(&Utc);
+    if occurred_at > received_at + MAX_FUTURE_SKEW {
+        return Err(format!(
+            "field `occurred_at` is more than 5 minutes in the future: {occurred_text} (received at {})",
+            received_at.to_rfc3339()
+        ));
+    }
+    let mut strings: [Option<String>; 10] = Default::default();
+    for (slot, name) in strings.iter_mut().zip(STRING_FIELDS) {
+        *slot = optional_string(&mut map, name)?;
+    }
+    let price = price(&mut map)?;
+    let quantity = quantity(&mut map)?;
+    let attributes = if map.is_empty() {
+        None
+    } else {
+        Some(Value::Object(map).to_string())
+    };
+    Ok(Event {
+        event_id,
+        event_type,
+        occurred_at,
+        received_at,
+        strings,
+        price,
+        quantity,
+        attributes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 8, 23, 12, 0, 0).unwrap()
+    }
+
+    fn one(line: &str) -> Result<Event, String> {
+        let mut p = parse_ndjson(line.as_bytes(), now());
+        match (p.events.pop(), p.rejected.pop()) {
+            (Some(e), None) => Ok(e),
+            (None, Some(r)) => Err(r.reason),
+            other => panic!("expected one outcome, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_a_full_event_and_keeps_unknown_fields() {
+        let e = one(r#"{"event_id":"e1","event_type":"purchase","occurred_at":"2026-08-23T20:30:00+09:00","user_id":"u1","country":"KR","price":"12.50","quantity":2,"coupon":"SUMMER","nested":{"a":1}}"#).unwrap();
+        assert_eq!(
+            e.occurred_at,
+            Utc.with_ymd_and_hms(2026, 8, 23, 11, 30, 0).unwrap()
+        );
+        assert_eq!(e.field("user_id"), Some("u1"));
+        assert_eq!(e.field("country"), Some("KR"));
+        assert_eq!(e.price, Some("12.5".parse().unwrap()));
+        assert_eq!(e.quantity, Some(2));
+        let attrs: Value = serde_json::from_str(e.attributes.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            attrs,
+            serde_json::json!({"coupon":"SUMMER","nested":{"a":1}})
+        );
+    }
+
+    #[test]
+    fn json_number_price_is_exact() {
+        let e = one(r#"{"event_id":"e","event_type":"purchase","occurred_at":"2026-08-23T00:00:00Z","price":0.1}"#).unwrap();
+        assert_eq!(e.price, Some("0.1".parse().unwrap()));
+        let e = one(r#"{"event_id":"e","event_type":"purchase","occurred_at":"2026-08-23T00:00:00Z","price":19.99}"#).unwrap();
+        assert_eq!(e.price, Some("19.99".parse().unwrap()));
+    }
+
+    #[test]
+    fn rejects_each_contract_violation_with_a_reason() {
+        let cases = [
+            ("not json", "not JSON"),
+            ("[1]", "not a JSON object (found a number)"),
+            (
+                r#"{"event_type":"x","occurred_at":"2026-08-23T00:00:00Z"}"#,
+                "missing required field `event_id`",
+            ),
+            (
+                r#"{"event_id":"","event_type":"x","occurred_at":"2026-08-23T00:00:00Z"}"#,
+                "required field `event_id` is empty",
+            ),
+            (
+                r#"{"event_id":"e","event_type":"x","occurred_at":"yesterday"}"#,
+                "not an RFC 3339 time",
+            ),
+            (
+                r#"{"event_id":"e","event_type":"x","occurred_at":"2026-08-23T12:06:00Z"}"#,
+                "more than 5 minutes in the future",
+            ),
+            (
+                r#"{"event_id":"e","event_type":"x","occurred_at":"2026-08-23T00:00:00Z","price":"abc"}"#,
+                "`price` must be a decimal number",
+            ),
+            (
+                r#"{"event_id":"e","event_type":"x","occurred_at":"2026-08-23T00:00:00Z","quantity":2.5}"#,
+                "`quantity` must be an integer, got 2.5",
+            ),
+            (
+                r#"{"event_id":"e","event_type":"x","occurred_at":"2026-08-23T00:00:00Z","user_id":7}"#,
+                "`user_id` must be a string, got a number",
+            ),
+            (
+                r#"{"event_id":"e","event_type":"x","occurred_at":"2026-08-23T00:00:00Z","price":"1.0000001"}"#,
+                "more than 6 decimal places",
+            ),
+            (
+                r#"{"event_id":5,"event_type":"x","occurred_at":"2026-08-23T00:00:00Z"}"#,
+                "`event_id` must be a string",
+            ),
+        ];
+        for (line, want) in cases {
+            let reason = one(line).expect_err(line);
+            assert!(
+                reason.contains(want),
+                "{line}: got {reason:?}, want {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn within_skew_is_accepted() {
+        assert!(
+            one(r#"{"event_id":"e","event_type":"x","occurred_at":"2026-08-23T12:04:59Z"}"#)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn oversized_line_is_rejected_and_the_rest_flows() {
+        let big = format!(
+            r#"{{"event_id":"big","event_type":"x","occurred_at":"2026-08-23T00:00:00Z","blob":"{}"}}"#,
+            "a".repeat(MAX_EVENT_BYTES)
+        );
+        let input = format!(
+            "{big}\n{}\n",
+            r#"{"event_id":"ok","event_type":"x","occurred_at":"2026-08-23T00:00:00Z"}"#
+        );
+        let p = parse_ndjson(input.as_bytes(), now());
+        assert_eq!(p.events.len(), 1);
+        assert_eq!(p.rejected.len(), 1);
+        assert!(p.rejected[0].reason.contains("over the limit"));
+        assert_eq!(p.rejected[0].raw, big.as_bytes());
+    }
+
+    #[test]
+    fn a_message_may_hold_an_array_with_bad_elements() {
+        let body = br#"[{"event_id":"a","event_type":"x","occurred_at":"2026-08-23T00:00:00Z"}, 3, {"event_id":"b"}]"#;
+        let p = parse_message(body, now());
+        assert_eq!(p.events.len(), 1);
+        assert_eq!(p.rejected.len(), 2);
+        assert_eq!(p.rejected[0].raw, b"3");
+    }
+}

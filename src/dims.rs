@@ -1,0 +1,23 @@
+//! Dimension values of a stored row: which dimensions it is grouped by (its set) and their values.
+//! A row of the empty set holds the metric's overall value.
+
+use std::collections::BTreeMap;
+
+/// Dimension name to value; `None` where events had no value. Ordered, so keys are canonical.
+pub type Dims = BTreeMap<String, Option<String>>;
+
+/// Canonical text of the dimension values, unique per group: `{"browser":"Chrome","country":null}`.
+pub fn dims_key(dims: &Dims) -> String {
+    serde_json::to_string(dims).expect("string map serialises")
+}
+
+pub fn parse_dims_key(key: &str) -> Result<Dims, serde_json::Error> {
+    serde_json::from_str(key)
+}
+
+/// Canonical text of the set of dimensions a row is grouped by: sorted names joined by commas.
+pub fn dim_set_key<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
+    let mut names: Vec<&str> = names.into_iter().map(String::as_str).collect();
+    names.sort_unstable();
+    names.join(",")
+}

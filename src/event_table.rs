@@ -1,0 +1,89 @@
+//! The `events` table: the Arrow schema of stored events, and conversion from [`Event`]s.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{
+    ArrayRef, Decimal128Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::contract::{Event, PRICE_SCALE, STRING_FIELDS};
+
+pub const PRICE_PRECISION: u8 = 18;
+
+fn utc_micros() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = vec![
+        Field::new("event_id", DataType::Utf8, false),
+        Field::new("event_type", DataType::Utf8, false),
+        Field::new("occurred_at", utc_micros(), false),
+        Field::new("received_at", utc_micros(), false),
+    ];
+    fields.extend(
+        STRING_FIELDS
+            .iter()
+            .map(|f| Field::new(*f, DataType::Utf8, true)),
+    );
+    fields.push(Field::new(
+        "price",
+        DataType::Decimal128(PRICE_PRECISION, PRICE_SCALE as i8),
+        true,
+    ));
+    fields.push(Field::new("quantity", DataType::Int64, true));
+    fields.push(Field::new("attributes", DataType::Utf8, true));
+    Arc::new(Schema::new(fields))
+});
+
+/// Schema of the stored events (the columns the data team's SQL sees as `events`).
+pub fn schema() -> SchemaRef {
+    SCHEMA.clone()
+}
+
+/// Converts events to one record batch in the order given.
+pub fn to_record_batch(events: &[&Event]) -> RecordBatch {
+    let n = events.len();
+    let mut event_id = StringBuilder::with_capacity(n, n * 24);
+    let mut event_type = StringBuilder::with_capacity(n, n * 12);
+    let mut occurred = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut received = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut strings: Vec<StringBuilder> = STRING_FIELDS
+        .iter()
+        .map(|_| StringBuilder::with_capacity(n, n * 8))
+        .collect();
+    let mut price = Decimal128Builder::with_capacity(n)
+        .with_precision_and_scale(PRICE_PRECISION, PRICE_SCALE as i8)
+        .expect("valid decimal type");
+    let mut quantity = Int64Builder::with_capacity(n);
+    let mut attributes = StringBuilder::new();
+    for e in events {
+        event_id.append_value(&e.event_id);
+        event_type.append_value(&e.event_type);
+        occurred.append_value(e.occurred_at.timestamp_micros());
+        received.append_value(e.received_at.timestamp_micros());
+        for (b, v) in strings.iter_mut().zip(&e.strings) {
+            b.append_option(v.as_deref());
+        }
+        price.append_option(e.price.map(|p| {
+            let mut p = p;
+            p.rescale(PRICE_SCALE);
+            p.mantissa()
+        }));
+        quantity.append_option(e.quantity);
+        attributes.append_option(e.attributes.as_deref());
+    }
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(event_id.finish()),
+        Arc::new(event_type.finish()),
+        Arc::new(occurred.finish()),
+        Arc::new(received.finish()),
+    ];
+    columns.extend(strings.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    columns.push(Arc::new(price.finish()));
+    columns.push(Arc::new(quantity.finish()));
+    columns.push(Arc::new(attributes.finish()));
+    RecordBatch::try_new(schema(), columns).expect("columns match the events schema")
+}

@@ -1,0 +1,230 @@
+//! The metrics HTTP API (axum): the same router serves `tally serve` and the API Lambda.
+//!
+//! `GET /health`, `GET /v1/metrics`, `GET /v1/metrics/{name}?from=&to=&tz=&interval=&group_by=&limit=&<dimension>=<value>`.
+//! Errors are JSON `{"error": {"code", "message"}}`; input never yields a 500.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::query::{QueryError, QueryParams, QueryService};
+
+/// Clock used for clipping, injectable for tests.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+#[derive(Clone, Default)]
+pub struct ApiOptions {
+    /// When set, `/v1` requires `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Origin allowed by CORS (`*` for any); none sends no CORS headers.
+    pub cors_origin: Option<String>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    service: Arc<QueryService>,
+    token: Option<Arc<str>>,
+    clock: Clock,
+}
+
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response()
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> ApiError {
+        match e {
+            QueryError::UnknownMetric(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_metric", e.to_string())
+            }
+            QueryError::BadParameter { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_parameter", e.to_string())
+            }
+            QueryError::Store(_) | QueryError::Internal(_) => {
+                tracing::error!(error = %e, "query failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log",
+                )
+            }
+        }
+    }
+}
+
+pub fn router(service: Arc<QueryService>, options: ApiOptions) -> Router {
+    router_with_clock(service, options, Arc::new(Utc::now))
+}
+
+pub fn router_with_clock(service: Arc<QueryService>, options: ApiOptions, clock: Clock) -> Router {
+    let state = AppState {
+        service,
+        token: options.token.filter(|t| !t.is_empty()).map(Arc::from),
+        clock,
+    };
+    let v1 = Router::new()
+        .route("/metrics", get(list_metrics))
+        .route("/metrics/{name}", get(get_metric))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let mut app = Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .nest("/v1", v1)
+        .fallback(|method: Method, uri: axum::http::Uri| async move {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route for {method} {}", uri.path()),
+            )
+        })
+        .method_not_allowed_fallback(|method: Method| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed here; use GET"),
+            )
+        })
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; see the server log",
+            )
+            .into_response()
+        }))
+        .layer(TraceLayer::new_for_http());
+    if let Some(origin) = options.cors_origin.filter(|o| !o.is_empty()) {
+        let allow = if origin == "*" {
+            AllowOrigin::any()
+        } else {
+            match HeaderValue::from_str(&origin) {
+                Ok(v) => AllowOrigin::exact(v),
+                Err(_) => AllowOrigin::list([]),
+            }
+        };
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(allow)
+                .allow_methods([Method::GET, Method::OPTIONS])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+        );
+    }
+    app
+}
+
+/// Compares without an early exit, so response time does not reveal how much of a token matched.
+fn same_token(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| same_token(g.trim().as_bytes(), token.as_bytes())) {
+            let mut r = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid bearer token is required",
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    next.run(request).await
+}
+
+async fn list_metrics(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(
+        json!({"metrics": state.service.catalog().metrics().iter().map(|m| m.as_ref()).collect::<Vec<_>>()}),
+    )
+}
+
+async fn get_metric(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(pairs) = query.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_parameter",
+            format!("malformed query string: {e}"),
+        )
+    })?;
+    let params = params_from_pairs(name, pairs)?;
+    let answer = state.service.query(&params, (state.clock)()).await?;
+    Ok(Json(answer).into_response())
+}
+
+/// Splits query-string pairs into the named parameters and dimension filters.
+pub fn params_from_pairs(
+    metric: String,
+    pairs: Vec<(String, String)>,
+) -> Result<QueryParams, ApiError> {
+    let mut p = QueryParams {
+        metric,
+        ..Default::default()
+    };
+    for (k, v) in pairs {
+        let slot = match k.as_str() {
+            "from" => &mut p.from,
+            "to" => &mut p.to,
+            "tz" => &mut p.tz,
+            "interval" => &mut p.interval,
+            "group_by" => &mut p.group_by,
+            "limit" => &mut p.limit,
+            _ => {
+                p.filters.push((k, v));
+                continue;
+            }
+        };
+        if slot.is_some() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_parameter",
+                format!("parameter `{k}` is given more than once"),
+            ));
+        }
+        *slot = Some(v);
+    }
+    Ok(p)
+}

@@ -1,0 +1,357 @@
+//! The `tally` command: the whole pipeline on one machine, no cloud account needed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Duration, Utc};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use tally::catalog::Catalog;
+use tally::config::parse_reporting_tz;
+use tally::demo::{self, DemoSpec};
+use tally::http::{self, ApiOptions};
+use tally::ingest::{self, IngestSummary};
+use tally::local::Local;
+use tally::query::{QueryOptions, QueryParams};
+use tally::sql_engine;
+
+#[derive(Parser)]
+#[command(
+    name = "tally",
+    version,
+    about = "Product events in, admin-dashboard numbers out."
+)]
+struct Cli {
+    /// Directory holding the event lake and the period store.
+    #[arg(
+        long,
+        global = true,
+        env = "TALLY_DATA_DIR",
+        default_value = "tally-data"
+    )]
+    data: PathBuf,
+    /// Zone whose days and months the rollup stores (whole-hour offsets only).
+    #[arg(
+        long = "reporting-tz",
+        global = true,
+        env = "TALLY_REPORTING_TZ",
+        default_value = "UTC"
+    )]
+    reporting_tz: String,
+    /// Directory of metric SQL files; the definitions built into this binary when absent.
+    #[arg(long, global = true, env = "TALLY_SQL_DIR")]
+    sql: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest NDJSON events from files, or from standard input when none are given.
+    Ingest { files: Vec<PathBuf> },
+    /// Recompute the hours touched since the last run, and their days and months.
+    Rollup {
+        /// Recompute every hour that has events (after changing a metric or the reporting zone).
+        #[arg(long)]
+        full: bool,
+    },
+    /// Merge the small files of closed hours into one per hour; no number changes.
+    Compact {
+        /// Hours younger than this stay open for late events.
+        #[arg(long, default_value_t = 2)]
+        grace_hours: i64,
+    },
+    /// Answer a metric query with the API's JSON.
+    Query {
+        metric: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        tz: Option<String>,
+        #[arg(long)]
+        interval: Option<String>,
+        /// dimension=value, repeatable.
+        #[arg(long = "filter")]
+        filters: Vec<String>,
+        #[arg(long = "group-by")]
+        group_by: Option<String>,
+        #[arg(long)]
+        limit: Option<String>,
+    },
+    /// Serve the metrics API.
+    Serve(ServeArgs),
+    /// Work with the metric SQL files.
+    Sql {
+        #[command(subcommand)]
+        command: SqlCommand,
+    },
+    /// Generate realistic events, ingest, roll up, print a sample answer and serve.
+    Demo {
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, default_value_t = 20_000)]
+        events_per_day: u32,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Stop after printing the sample answer instead of serving.
+        #[arg(long)]
+        no_serve: bool,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8080", env = "TALLY_ADDR")]
+    addr: SocketAddr,
+    /// Bearer token required on /v1 when set.
+    #[arg(long, env = "TALLY_API_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Origin allowed by CORS, or * for any.
+    #[arg(long, env = "TALLY_CORS_ORIGIN")]
+    cors_origin: Option<String>,
+    /// Longest range a query may ask for, in days.
+    #[arg(long, env = "TALLY_MAX_RANGE_DAYS", default_value_t = 1100)]
+    max_range_days: i64,
+}
+
+#[derive(Subcommand)]
+enum SqlCommand {
+    /// Plan every metric against the event schema; fail naming any file that cannot be stored.
+    Check,
+}
+
+fn print_json(v: &impl Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn catalog(sql: &Option<PathBuf>) -> Result<Catalog> {
+    Ok(match sql {
+        Some(dir) => Catalog::from_dir(dir)?,
+        None => Catalog::builtin(),
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "tally=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let reporting_tz =
+        parse_reporting_tz("--reporting-tz (TALLY_REPORTING_TZ)", &cli.reporting_tz)?;
+    let catalog = catalog(&cli.sql)?;
+    if let Command::Sql {
+        command: SqlCommand::Check,
+    } = &cli.command
+    {
+        return sql_check(&catalog).await;
+    }
+    let local = Local::open(&cli.data, catalog, reporting_tz)?;
+    match cli.command {
+        Command::Ingest { files } => print_json(&ingest_files(&local, &files).await?),
+        Command::Rollup { full } => {
+            let rollup = local.rollup();
+            let report = if full {
+                rollup.run_full(None, None, None).await?
+            } else {
+                rollup.run_touched(None).await?
+            };
+            print_json(&report)
+        }
+        Command::Compact { grace_hours } => print_json(
+            &local
+                .storage
+                .compact(Utc::now() - Duration::hours(grace_hours))
+                .await?,
+        ),
+        Command::Query {
+            metric,
+            from,
+            to,
+            tz,
+            interval,
+            filters,
+            group_by,
+            limit,
+        } => {
+            let mut parsed = Vec::new();
+            for f in filters {
+                let (k, v) = f
+                    .split_once('=')
+                    .with_context(|| format!("--filter takes dimension=value, got {f:?}"))?;
+                parsed.push((k.to_string(), v.to_string()));
+            }
+            let params = QueryParams {
+                metric,
+                from: Some(from),
+                to: Some(to),
+                tz,
+                interval,
+                group_by,
+                limit,
+                filters: parsed,
+            };
+            let service = local.query_service(QueryOptions::default());
+            print_json(&service.query(&params, Utc::now()).await?)
+        }
+        Command::Serve(args) => serve(&local, args).await,
+        Command::Sql { .. } => unreachable!("handled above"),
+        Command::Demo {
+            days,
+            events_per_day,
+            seed,
+            no_serve,
+            serve: args,
+        } => {
+            run_demo(&local, days, events_per_day, seed).await?;
+            if no_serve {
+                Ok(())
+            } else {
+                serve(&local, args).await
+            }
+        }
+    }
+}
+
+async fn ingest_files(local: &Local, files: &[PathBuf]) -> Result<IngestSummary> {
+    if files.is_empty() {
+        return Ok(
+            ingest::ingest_ndjson(&local.storage, std::io::stdin().lock(), Utc::now()).await?,
+        );
+    }
+    let mut summary = IngestSummary::default();
+    for f in files {
+        summary.add(ingest_one(local, f).await?);
+    }
+    Ok(summary)
+}
+
+async fn sql_check(catalog: &Catalog) -> Result<()> {
+    let mut failed = 0;
+    for m in catalog.metrics() {
+        match sql_engine::check(m).await {
+            Ok(kind) => println!(
+                "ok    {:<16} {:?} by [{}]  ({})",
+                m.name,
+                kind,
+                m.dimensions.join(", "),
+                m.source
+            ),
+            Err(e) => {
+                failed += 1;
+                println!("FAIL  {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} metric definition(s) failed the check");
+    }
+    Ok(())
+}
+
+async fn serve(local: &Local, args: ServeArgs) -> Result<()> {
+    let options = QueryOptions {
+        max_range_days: args.max_range_days,
+        ..QueryOptions::default()
+    };
+    let service = Arc::new(local.query_service(options));
+    let app = http::router(
+        service,
+        ApiOptions {
+            token: args.token,
+            cors_origin: args.cors_origin,
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    eprintln!(
+        "tally API on http://{}  (try /v1/metrics)",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            tokio::signal::ctrl_c().await.ok();
+        })
+        .await?;
+    Ok(())
+}
+
+async fn run_demo(local: &Local, days: u32, events_per_day: u32, seed: u64) -> Result<()> {
+    let incoming = local.data_dir.join("incoming");
+    std::fs::create_dir_all(&incoming)?;
+    let end = Utc::now() - Duration::minutes(1);
+    let spec = DemoSpec {
+        events_per_day,
+        seed,
+        ..DemoSpec::new(days, end)
+    };
+    eprintln!(
+        "[1/3] generating {days} days of events into {}",
+        incoming.display()
+    );
+    let mut files = Vec::new();
+    demo::generate(&spec, |name, bytes| {
+        let path = incoming.join(name);
+        if let Err(e) = std::fs::write(&path, bytes) {
+            eprintln!("cannot write {}: {e}", path.display());
+        }
+        files.push(path);
+    });
+    let mut summary = IngestSummary::default();
+    for (i, f) in files.iter().enumerate() {
+        summary.add(ingest_one(local, f).await?);
+        eprint!(
+            "\r[2/3] ingesting {}/{} files: {} accepted, {} rejected",
+            i + 1,
+            files.len(),
+            summary.accepted,
+            summary.rejected
+        );
+    }
+    eprintln!();
+    eprintln!(
+        "[3/3] rolling up {} touched hours",
+        summary.hours_touched.len()
+    );
+    let report = local.rollup().run_touched(None).await?;
+    eprintln!(
+        "      {} hours, {} days, {} months, {} rows",
+        report.hours_recomputed.len(),
+        report.days_rebuilt,
+        report.months_rebuilt,
+        report.rows_written
+    );
+    let today = tally::period::day_start(local.reporting_tz, Utc::now());
+    let from: DateTime<Utc> = today - Duration::days(7);
+    let params = QueryParams {
+        metric: "revenue".into(),
+        from: Some(from.format("%Y-%m-%d").to_string()),
+        to: Some(today.format("%Y-%m-%d").to_string()),
+        ..Default::default()
+    };
+    let answer = local
+        .query_service(QueryOptions::default())
+        .query(&params, Utc::now())
+        .await?;
+    println!("Sample: revenue over the last 7 whole days vs the 7 before:");
+    print_json(&answer)?;
+    Ok(())
+}
+
+async fn ingest_one(local: &Local, f: &Path) -> Result<IngestSummary> {
+    let file = std::fs::File::open(f).with_context(|| format!("cannot open {}", f.display()))?;
+    Ok(ingest::ingest_ndjson(&local.storage, std::io::BufReader::new(file), Utc::now()).await?)
+}

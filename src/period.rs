@@ -1,0 +1,240 @@
+//! Calendar arithmetic: hours in UTC, days and months in a time zone, and how a range of time is
+//! composed from stored periods.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+/// The size of a stored period. Hours are UTC hours; days and months follow the reporting time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Grain {
+    Hour,
+    Day,
+    Month,
+}
+
+impl Grain {
+    pub const ALL: [Grain; 3] = [Grain::Hour, Grain::Day, Grain::Month];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grain::Hour => "hour",
+            Grain::Day => "day",
+            Grain::Month => "month",
+        }
+    }
+}
+
+impl fmt::Display for Grain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Grain {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "hour" => Ok(Grain::Hour),
+            "day" => Ok(Grain::Day),
+            "month" => Ok(Grain::Month),
+            _ => Err(format!("unknown grain {s:?}")),
+        }
+    }
+}
+
+/// One stored period: its grain and its start instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Period {
+    pub grain: Grain,
+    pub start: DateTime<Utc>,
+}
+
+pub fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.with_nanosecond(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_minute(0))
+        .expect("truncation stays valid in UTC")
+}
+
+pub fn is_hour_aligned(t: DateTime<Utc>) -> bool {
+    floor_hour(t) == t
+}
+
+/// The first instant of `date` in `tz`. Where midnight falls in a DST gap, the first instant after it.
+pub fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+    let mut local = date.and_hms_opt(0, 0, 0).expect("midnight exists");
+    for _ in 0..48 {
+        match tz.from_local_datetime(&local) {
+            LocalResult::Single(t) => return t.with_timezone(&Utc),
+            LocalResult::Ambiguous(a, _) => return a.with_timezone(&Utc),
+            LocalResult::None => local += Duration::minutes(30),
+        }
+    }
+    Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight exists"))
+}
+
+pub fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
+    t.with_timezone(&tz).date_naive()
+}
+
+pub fn day_start(tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
+    local_midnight(tz, local_date(tz, t))
+}
+
+pub fn next_day(tz: Tz, day_start: DateTime<Utc>) -> DateTime<Utc> {
+    local_midnight(tz, local_date(tz, day_start) + Duration::days(1))
+}
+
+pub fn month_start(tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
+    let d = local_date(tz, t);
+    local_midnight(
+        tz,
+        NaiveDate::from_ymd_opt(d.year(), d.month(), 1).expect("first of month"),
+    )
+}
+
+pub fn next_month(tz: Tz, month_start: DateTime<Utc>) -> DateTime<Utc> {
+    let d = local_date(tz, month_start);
+    let (y, m) = if d.month() == 12 {
+        (d.year() + 1, 1)
+    } else {
+        (d.year(), d.month() + 1)
+    };
+    local_midnight(
+        tz,
+        NaiveDate::from_ymd_opt(y, m, 1).expect("first of month"),
+    )
+}
+
+/// Monday 00:00 of the ISO week holding `t`, in `tz`.
+pub fn week_start(tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
+    let d = local_date(tz, t);
+    local_midnight(
+        tz,
+        d - Duration::days(d.weekday().num_days_from_monday() as i64),
+    )
+}
+
+pub fn next_week(tz: Tz, week_start: DateTime<Utc>) -> DateTime<Utc> {
+    local_midnight(tz, local_date(tz, week_start) + Duration::days(7))
+}
+
+pub fn period_start(grain: Grain, tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
+    match grain {
+        Grain::Hour => floor_hour(t),
+        Grain::Day => day_start(tz, t),
+        Grain::Month => month_start(tz, t),
+    }
+}
+
+pub fn period_end(grain: Grain, tz: Tz, start: DateTime<Utc>) -> DateTime<Utc> {
+    match grain {
+        Grain::Hour => start + Duration::hours(1),
+        Grain::Day => next_day(tz, start),
+        Grain::Month => next_month(tz, start),
+    }
+}
+
+/// Whether `tz` is a whole number of hours from UTC at instant `t`.
+pub fn whole_hour_offset(tz: Tz, t: DateTime<Utc>) -> bool {
+    use chrono::Offset;
+    t.with_timezone(&tz).offset().fix().local_minus_utc() % 3600 == 0
+}
+
+/// Whether `tz` keeps whole-hour offsets over the years a deployment will see. Days of a reporting
+/// zone are composed of UTC hours, which needs this.
+pub fn zone_has_whole_hour_offsets(tz: Tz) -> bool {
+    (2000..2100).all(|year| {
+        (1..=12).all(|month| {
+            let t = Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0).unwrap();
+            whole_hour_offset(tz, t)
+        })
+    })
+}
+
+/// Splits the hour-aligned range `[from, to)` into the fewest stored periods: whole months and days
+/// of the reporting zone `tz` where they fit, UTC hours elsewhere.
+pub fn decompose(from: DateTime<Utc>, to: DateTime<Utc>, tz: Tz) -> Vec<Period> {
+    debug_assert!(is_hour_aligned(from) && is_hour_aligned(to));
+    let mut out = Vec::new();
+    let mut t = from;
+    while t < to {
+        let period = if month_start(tz, t) == t && next_month(tz, t) <= to {
+            Period {
+                grain: Grain::Month,
+                start: t,
+            }
+        } else if day_start(tz, t) == t && next_day(tz, t) <= to {
+            Period {
+                grain: Grain::Day,
+                start: t,
+            }
+        } else {
+            Period {
+                grain: Grain::Hour,
+                start: t,
+            }
+        };
+        t = period_end(period.grain, tz, t);
+        out.push(period);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn seoul_days_start_at_15_utc() {
+        let tz: Tz = "Asia/Seoul".parse().unwrap();
+        assert_eq!(day_start(tz, utc(2026, 8, 23, 16)), utc(2026, 8, 23, 15));
+        assert_eq!(day_start(tz, utc(2026, 8, 23, 14)), utc(2026, 8, 22, 15));
+        assert_eq!(month_start(tz, utc(2026, 8, 31, 16)), utc(2026, 8, 31, 15));
+    }
+
+    #[test]
+    fn dst_days_have_23_and_25_hours() {
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let spring = local_midnight(tz, NaiveDate::from_ymd_opt(2026, 3, 8).unwrap());
+        assert_eq!(next_day(tz, spring) - spring, Duration::hours(23));
+        let fall = local_midnight(tz, NaiveDate::from_ymd_opt(2026, 11, 1).unwrap());
+        assert_eq!(next_day(tz, fall) - fall, Duration::hours(25));
+    }
+
+    #[test]
+    fn decomposition_covers_the_range_exactly_with_largest_periods() {
+        let tz = Tz::UTC;
+        let parts = decompose(utc(2026, 7, 30, 22), utc(2026, 9, 2, 3), tz);
+        let grains: Vec<_> = parts.iter().map(|p| p.grain).collect();
+        assert_eq!(grains.iter().filter(|g| **g == Grain::Month).count(), 1);
+        assert_eq!(grains.iter().filter(|g| **g == Grain::Day).count(), 2);
+        assert_eq!(grains.iter().filter(|g| **g == Grain::Hour).count(), 2 + 3);
+        let mut t = utc(2026, 7, 30, 22);
+        for p in &parts {
+            assert_eq!(p.start, t);
+            t = period_end(p.grain, tz, p.start);
+        }
+        assert_eq!(t, utc(2026, 9, 2, 3));
+    }
+
+    #[test]
+    fn zones_with_half_hour_offsets_are_recognised() {
+        assert!(zone_has_whole_hour_offsets("Asia/Seoul".parse().unwrap()));
+        assert!(zone_has_whole_hour_offsets(
+            "Europe/Berlin".parse().unwrap()
+        ));
+        assert!(!zone_has_whole_hour_offsets(
+            "Asia/Kolkata".parse().unwrap()
+        ));
+    }
+}

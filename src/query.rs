@@ -1,0 +1,659 @@
+//! Query semantics shared by the HTTP API and the CLI: ranges, previous ranges, clipping, series,
+//! filters and groups, all answered from stored period rows.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, MetricDef};
+use crate::dims::{dim_set_key, Dims};
+use crate::measure::{Measure, Merger, RangeValue};
+use crate::period::{self, Grain, Period};
+use crate::store::{PeriodStore, StoreError, META_AS_OF};
+
+/// Limits and defaults of the query service.
+#[derive(Debug, Clone)]
+pub struct QueryOptions {
+    pub reporting_tz: Tz,
+    pub max_range_days: i64,
+    pub max_points: usize,
+    pub default_group_limit: usize,
+    pub max_group_limit: usize,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        QueryOptions {
+            reporting_tz: Tz::UTC,
+            max_range_days: 1100,
+            max_points: 2000,
+            default_group_limit: 10,
+            max_group_limit: 1000,
+        }
+    }
+}
+
+/// Raw parameters as a client sent them (query string or CLI flags).
+#[derive(Debug, Clone, Default)]
+pub struct QueryParams {
+    pub metric: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub tz: Option<String>,
+    pub interval: Option<String>,
+    pub group_by: Option<String>,
+    pub limit: Option<String>,
+    /// `dimension=value` filters, in the order given.
+    pub filters: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("unknown metric `{0}`")]
+    UnknownMetric(String),
+    #[error("{message}")]
+    BadParameter { param: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn bad(param: &str, message: impl Into<String>) -> QueryError {
+    QueryError::BadParameter {
+        param: param.to_string(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interval {
+    Hour,
+    Day,
+    Week,
+    Month,
+}
+
+impl Interval {
+    fn parse(s: &str) -> Result<Interval, QueryError> {
+        match s {
+            "hour" => Ok(Interval::Hour),
+            "day" => Ok(Interval::Day),
+            "week" => Ok(Interval::Week),
+            "month" => Ok(Interval::Month),
+            _ => Err(bad(
+                "interval",
+                format!("interval must be hour, day, week or month, got {s:?}"),
+            )),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Interval::Hour => "hour",
+            Interval::Day => "day",
+            Interval::Week => "week",
+            Interval::Month => "month",
+        }
+    }
+
+    /// Chosen from the range's length when the client names none.
+    fn for_length(len: Duration) -> Interval {
+        if len <= Duration::days(2) {
+            Interval::Hour
+        } else if len <= Duration::days(92) {
+            Interval::Day
+        } else if len <= Duration::days(732) {
+            Interval::Week
+        } else {
+            Interval::Month
+        }
+    }
+
+    fn approx_len(self) -> Duration {
+        match self {
+            Interval::Hour => Duration::hours(1),
+            Interval::Day => Duration::hours(23),
+            Interval::Week => Duration::days(7) - Duration::hours(1),
+            Interval::Month => Duration::days(28),
+        }
+    }
+
+    fn next_boundary(self, tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Interval::Hour => period::floor_hour(t) + Duration::hours(1),
+            Interval::Day => period::next_day(tz, period::day_start(tz, t)),
+            Interval::Week => period::next_week(tz, period::week_start(tz, t)),
+            Interval::Month => period::next_month(tz, period::month_start(tz, t)),
+        }
+    }
+}
+
+/// Decimal numbers are written as JSON numbers with their exact decimal text.
+pub mod exact_number {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::value::RawValue;
+
+    pub fn serialize<S: Serializer>(v: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+        let raw =
+            RawValue::from_string(v.normalize().to_string()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        let raw = Box::<RawValue>::deserialize(d)?;
+        raw.get()
+            .parse::<Decimal>()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeRange {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub start: String,
+    #[serde(with = "exact_number")]
+    pub value: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    /// The dimension value of this group (null where events had none).
+    pub group: Option<String>,
+    #[serde(with = "exact_number")]
+    pub current_total: Decimal,
+    #[serde(with = "exact_number")]
+    pub previous_total: Decimal,
+    pub change_rate: Option<f64>,
+    pub approximate: bool,
+}
+
+/// The answer for one metric and range; field names are part of the API contract.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricResponse {
+    pub metric: String,
+    pub unit: String,
+    pub tz: String,
+    pub range: TimeRange,
+    pub previous_range: TimeRange,
+    /// True when the range reached past the last complete hour and both ranges were cut to the elapsed length.
+    pub clipped: bool,
+    #[serde(with = "exact_number")]
+    pub total: Decimal,
+    #[serde(with = "exact_number")]
+    pub current_total: Decimal,
+    #[serde(with = "exact_number")]
+    pub previous_total: Decimal,
+    pub change_rate: Option<f64>,
+    pub interval: Interval,
+    pub series: Vec<Point>,
+    pub approximate: bool,
+    pub as_of: Option<String>,
+    pub filters: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub group_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub groups: Option<Vec<Group>>,
+}
+
+/// `(current - previous) / previous × 100`, null when previous is 0.
+pub fn change_rate(current: Decimal, previous: Decimal) -> Option<f64> {
+    if previous.is_zero() {
+        return None;
+    }
+    let rate = (current - previous) / previous * Decimal::ONE_HUNDRED;
+    rate.round_dp(4).to_f64()
+}
+
+/// A validated query.
+#[derive(Debug, Clone)]
+struct Plan {
+    def: Arc<MetricDef>,
+    tz: Tz,
+    current: (DateTime<Utc>, DateTime<Utc>),
+    previous: (DateTime<Utc>, DateTime<Utc>),
+    clipped: bool,
+    interval: Interval,
+    buckets: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    filters: BTreeMap<String, String>,
+    group_by: Option<String>,
+    limit: usize,
+}
+
+fn parse_time(param: &str, text: &str, tz: Tz) -> Result<DateTime<Utc>, QueryError> {
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(period::local_midnight(tz, date));
+    }
+    let t = DateTime::parse_from_rfc3339(text)
+        .map_err(|_| bad(param, format!("{param} must be a date (2026-08-23) or an RFC 3339 time (2026-08-23T09:00:00+09:00), got {text:?}")))?
+        .with_timezone(&Utc);
+    if !period::is_hour_aligned(t) {
+        return Err(bad(
+            param,
+            format!("{param} must fall on a whole hour, got {text:?}"),
+        ));
+    }
+    Ok(t)
+}
+
+fn is_local_midnight(tz: Tz, t: DateTime<Utc>) -> bool {
+    period::day_start(tz, t) == t
+}
+
+fn fmt_time(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).to_rfc3339()
+}
+
+pub struct QueryService {
+    store: Arc<dyn PeriodStore>,
+    catalog: Catalog,
+    options: QueryOptions,
+}
+
+impl QueryService {
+    pub fn new(
+        store: Arc<dyn PeriodStore>,
+        catalog: Catalog,
+        options: QueryOptions,
+    ) -> QueryService {
+        QueryService {
+            store,
+            catalog,
+            options,
+        }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    fn plan(&self, p: &QueryParams, now: DateTime<Utc>) -> Result<Plan, QueryError> {
+        let def = self
+            .catalog
+            .get(&p.metric)
+            .ok_or_else(|| QueryError::UnknownMetric(p.metric.clone()))?
+            .clone();
+        let tz: Tz = match p.tz.as_deref() {
+            None | Some("") => self.options.reporting_tz,
+            Some(name) => name.parse().map_err(|_| {
+                bad(
+                    "tz",
+                    format!("tz must be an IANA time zone name such as Asia/Seoul, got {name:?}"),
+                )
+            })?,
+        };
+        let from_text = p
+            .from
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| bad("from", "from is required"))?;
+        let to_text =
+            p.to.as_deref()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| bad("to", "to is required"))?;
+        let from = parse_time("from", from_text, tz)?;
+        let to = parse_time("to", to_text, tz)?;
+        if from >= to {
+            return Err(bad(
+                "from",
+                format!("from ({from_text}) must be before to ({to_text})"),
+            ));
+        }
+        if to - from > Duration::days(self.options.max_range_days) {
+            return Err(bad(
+                "to",
+                format!(
+                    "the range may span at most {} days",
+                    self.options.max_range_days
+                ),
+            ));
+        }
+        for (param, t) in [("from", from), ("to", to)] {
+            if !period::whole_hour_offset(tz, t) {
+                return Err(bad("tz", format!("{} is not a whole number of hours from UTC at {param}; only such zones are supported", tz.name())));
+            }
+        }
+
+        // The previous range: same number of calendar days when the range is whole days, else same length.
+        let prev_from = if is_local_midnight(tz, from) && is_local_midnight(tz, to) {
+            let days = (period::local_date(tz, to) - period::local_date(tz, from)).num_days();
+            period::local_midnight(tz, period::local_date(tz, from) - Duration::days(days))
+        } else {
+            from - (to - from)
+        };
+        // Clip both ranges to the elapsed length when the range reaches past the last complete hour.
+        let last_complete = period::floor_hour(now);
+        let (current, previous, clipped) = if to > last_complete {
+            let elapsed = (last_complete - from).max(Duration::zero());
+            (
+                (from, from + elapsed),
+                (prev_from, prev_from + elapsed),
+                true,
+            )
+        } else {
+            ((from, to), (prev_from, from), false)
+        };
+
+        let interval = match p.interval.as_deref() {
+            None | Some("") => Interval::for_length(to - from),
+            Some(s) => Interval::parse(s)?,
+        };
+        let approx_points =
+            ((current.1 - current.0).num_seconds() / interval.approx_len().num_seconds()) as usize;
+        if approx_points > self.options.max_points {
+            return Err(bad("interval", format!("interval={} over this range gives more than {} points; choose a longer interval", interval.as_str(), self.options.max_points)));
+        }
+        let mut buckets = Vec::new();
+        let mut t = current.0;
+        while t < current.1 {
+            let end = interval.next_boundary(tz, t).min(current.1);
+            if !period::whole_hour_offset(tz, end) {
+                return Err(bad(
+                    "tz",
+                    format!(
+                        "{} is not a whole number of hours from UTC within the range",
+                        tz.name()
+                    ),
+                ));
+            }
+            buckets.push((t, end));
+            t = end;
+        }
+
+        let mut filters = BTreeMap::new();
+        for (k, v) in &p.filters {
+            if !def.dimensions.contains(k) {
+                return Err(bad(
+                    k,
+                    format!(
+                        "unknown parameter or dimension `{k}` for metric `{}` (dimensions: {})",
+                        def.name,
+                        def.dimensions.join(", ")
+                    ),
+                ));
+            }
+            if filters.insert(k.clone(), v.clone()).is_some() {
+                return Err(bad(
+                    k,
+                    format!("dimension `{k}` is filtered more than once"),
+                ));
+            }
+        }
+        let group_by = match p.group_by.as_deref() {
+            None | Some("") => None,
+            Some(g) if def.dimensions.iter().any(|d| d == g) => Some(g.to_string()),
+            Some(g) => {
+                return Err(bad(
+                    "group_by",
+                    format!(
+                        "group_by `{g}` is not a dimension of metric `{}` (dimensions: {})",
+                        def.name,
+                        def.dimensions.join(", ")
+                    ),
+                ))
+            }
+        };
+        let limit = match p.limit.as_deref() {
+            None | Some("") => self.options.default_group_limit,
+            Some(s) => match s.parse::<usize>() {
+                Ok(n) if (1..=self.options.max_group_limit).contains(&n) => n,
+                _ => {
+                    return Err(bad(
+                        "limit",
+                        format!(
+                            "limit must be an integer from 1 to {}, got {s:?}",
+                            self.options.max_group_limit
+                        ),
+                    ))
+                }
+            },
+        };
+        Ok(Plan {
+            def,
+            tz,
+            current,
+            previous,
+            clipped,
+            interval,
+            buckets,
+            filters,
+            group_by,
+            limit,
+        })
+    }
+
+    /// Answers one query. `now` decides clipping (passed in so answers are reproducible).
+    pub async fn query(
+        &self,
+        p: &QueryParams,
+        now: DateTime<Utc>,
+    ) -> Result<MetricResponse, QueryError> {
+        let plan = self.plan(p, now)?;
+        let rtz = self.options.reporting_tz;
+        let filter_dims: Dims = plan
+            .filters
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+
+        let ranges: Vec<(DateTime<Utc>, DateTime<Utc>)> = [plan.current, plan.previous]
+            .into_iter()
+            .chain(plan.buckets.iter().copied())
+            .collect();
+        let parts: Vec<Vec<Period>> = ranges
+            .iter()
+            .map(|(a, b)| period::decompose(*a, *b, rtz))
+            .collect();
+        let mut needed: BTreeMap<Grain, (DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
+        for p in parts.iter().flatten() {
+            let e = needed.entry(p.grain).or_insert((p.start, p.start));
+            e.0 = e.0.min(p.start);
+            e.1 = e.1.max(p.start);
+        }
+
+        let mut rows: HashMap<Period, Measure> = HashMap::new();
+        for (grain, (lo, hi)) in &needed {
+            for r in self
+                .store
+                .series(
+                    &plan.def.name,
+                    *grain,
+                    &filter_dims,
+                    *lo,
+                    *hi + Duration::seconds(1),
+                )
+                .await?
+            {
+                rows.insert(
+                    Period {
+                        grain: r.grain,
+                        start: r.start,
+                    },
+                    r.measure,
+                );
+            }
+        }
+        let value_of = |periods: &[Period],
+                        rows: &HashMap<Period, Measure>|
+         -> Result<RangeValue, QueryError> {
+            let mut m = Merger::default();
+            for p in periods {
+                if let Some(measure) = rows.get(p) {
+                    m.add(measure);
+                }
+            }
+            m.finish().map_err(QueryError::Internal)
+        };
+        let current = value_of(&parts[0], &rows)?;
+        let previous = value_of(&parts[1], &rows)?;
+        let mut approximate = current.approximate || previous.approximate;
+        let mut series = Vec::with_capacity(plan.buckets.len());
+        for (bucket, periods) in plan.buckets.iter().zip(&parts[2..]) {
+            let v = value_of(periods, &rows)?;
+            approximate |= v.approximate;
+            series.push(Point {
+                start: fmt_time(bucket.0, plan.tz),
+                value: v.value,
+            });
+        }
+
+        let (epoch, far) = (
+            DateTime::<Utc>::from_timestamp(0, 0).expect("epoch"),
+            DateTime::<Utc>::from_timestamp(7_258_118_400, 0).expect("2200"),
+        );
+        let mut all_time = Merger::default();
+        for r in self
+            .store
+            .series(&plan.def.name, Grain::Month, &filter_dims, epoch, far)
+            .await?
+        {
+            all_time.add(&r.measure);
+        }
+        let total = all_time.finish().map_err(QueryError::Internal)?;
+        approximate |= total.approximate;
+
+        let groups = match &plan.group_by {
+            None => None,
+            Some(g) => Some(self.groups(&plan, g, &parts[..2], &needed).await?),
+        };
+        if let Some(gs) = &groups {
+            approximate |= gs.iter().any(|g| g.approximate);
+        }
+
+        Ok(MetricResponse {
+            metric: plan.def.name.clone(),
+            unit: plan.def.unit.clone(),
+            tz: plan.tz.name().to_string(),
+            range: TimeRange {
+                from: fmt_time(plan.current.0, plan.tz),
+                to: fmt_time(plan.current.1, plan.tz),
+            },
+            previous_range: TimeRange {
+                from: fmt_time(plan.previous.0, plan.tz),
+                to: fmt_time(plan.previous.1, plan.tz),
+            },
+            clipped: plan.clipped,
+            total: total.value,
+            current_total: current.value,
+            previous_total: previous.value,
+            change_rate: change_rate(current.value, previous.value),
+            interval: plan.interval,
+            series,
+            approximate,
+            as_of: self.store.get_meta(META_AS_OF).await?,
+            filters: plan.filters.clone(),
+            group_by: plan.group_by.clone(),
+            groups,
+        })
+    }
+
+    async fn groups(
+        &self,
+        plan: &Plan,
+        by: &str,
+        parts: &[Vec<Period>],
+        needed: &BTreeMap<Grain, (DateTime<Utc>, DateTime<Utc>)>,
+    ) -> Result<Vec<Group>, QueryError> {
+        let set = dim_set_key(
+            plan.filters
+                .keys()
+                .chain(std::iter::once(&by.to_string()))
+                .collect::<BTreeSet<_>>(),
+        );
+        let mut by_group: BTreeMap<Option<String>, HashMap<Period, Measure>> = BTreeMap::new();
+        let wanted: BTreeSet<Grain> = parts.iter().flatten().map(|p| p.grain).collect();
+        for (grain, (lo, hi)) in needed.iter().filter(|(g, _)| wanted.contains(g)) {
+            for r in self
+                .store
+                .groups(
+                    &plan.def.name,
+                    *grain,
+                    &set,
+                    *lo,
+                    *hi + Duration::seconds(1),
+                )
+                .await?
+            {
+                let matches = plan.filters.iter().all(|(k, v)| {
+                    r.dims
+                        .get(k)
+                        .is_some_and(|x| x.as_deref() == Some(v.as_str()))
+                });
+                if matches {
+                    let key = r.dims.get(by).cloned().flatten();
+                    by_group.entry(key).or_default().insert(
+                        Period {
+                            grain: r.grain,
+                            start: r.start,
+                        },
+                        r.measure,
+                    );
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (key, rows) in by_group {
+            let mut values = Vec::with_capacity(2);
+            for periods in parts {
+                let mut m = Merger::default();
+                for p in periods {
+                    if let Some(measure) = rows.get(p) {
+                        m.add(measure);
+                    }
+                }
+                values.push(m.finish().map_err(QueryError::Internal)?);
+            }
+            out.push(Group {
+                group: key,
+                current_total: values[0].value,
+                previous_total: values[1].value,
+                change_rate: change_rate(values[0].value, values[1].value),
+                approximate: values[0].approximate || values[1].approximate,
+            });
+        }
+        out.retain(|g| !(g.current_total.is_zero() && g.previous_total.is_zero()));
+        out.sort_by(|a, b| {
+            b.current_total
+                .cmp(&a.current_total)
+                .then(b.previous_total.cmp(&a.previous_total))
+                .then(a.group.cmp(&b.group))
+        });
+        out.truncate(plan.limit);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_rate_matches_the_contract() {
+        assert_eq!(change_rate(1400.into(), 800.into()), Some(75.0));
+        assert_eq!(change_rate(5.into(), 0.into()), None);
+        assert_eq!(change_rate(0.into(), 10.into()), Some(-100.0));
+    }
+
+    #[test]
+    fn exact_numbers_round_trip_through_json() {
+        let p = Point {
+            start: "x".into(),
+            value: "12345678901234567.891".parse().unwrap(),
+        };
+        let text = serde_json::to_string(&p).unwrap();
+        assert_eq!(text, r#"{"start":"x","value":12345678901234567.891}"#);
+        assert_eq!(serde_json::from_str::<Point>(&text).unwrap(), p);
+    }
+}

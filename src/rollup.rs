@@ -1,0 +1,315 @@
+//! The rollup: recomputes the hours ingest touched, then rebuilds their days and months.
+//!
+//! Hour rows come from the events (each `event_id` once) through the metric SQL. Day rows merge
+//! hour rows and month rows merge day rows: sums add; distinct counts union the exact per-period
+//! sets kept by [`crate::distinct_state`], so every stored period is exact, and carries a sketch for
+//! ranges that span several periods.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::catalog::{Catalog, MetricDef};
+use crate::dims::{dim_set_key, dims_key, parse_dims_key, Dims};
+use crate::distinct_state::{self, GroupSets};
+use crate::measure::Measure;
+use crate::period::{self, Grain};
+use crate::sql_engine::{self, Computed, Engine, EngineError, MeasureKind};
+use crate::storage::{Storage, StorageError, TouchedMarker};
+use crate::store::{PeriodRow, PeriodStore, StoreError, META_AS_OF, META_REPORTING_TZ};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RollupError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{0}")]
+    Config(String),
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RollupReport {
+    /// UTC hours whose rows were recomputed from events, ascending.
+    pub hours_recomputed: Vec<DateTime<Utc>>,
+    pub days_rebuilt: usize,
+    pub months_rebuilt: usize,
+    pub rows_written: usize,
+    /// Touched hours left for the next run because the deadline came first.
+    pub hours_remaining: usize,
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+pub struct Rollup {
+    pub storage: Storage,
+    pub store: Arc<dyn PeriodStore>,
+    pub catalog: Catalog,
+    pub reporting_tz: Tz,
+}
+
+impl Rollup {
+    /// Recomputes every hour touched since the last run. With a deadline, stops between days of
+    /// work once it has passed and leaves the rest marked for the next run.
+    pub async fn run_touched(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<RollupReport, RollupError> {
+        self.check_reporting_tz(false).await?;
+        let listed_at = Utc::now();
+        let markers = self.storage.touched_markers().await?;
+        let hours: BTreeSet<DateTime<Utc>> = markers.iter().map(|m| m.hour).collect();
+        let mut report = self.recompute(&hours, None, deadline).await?;
+        let done: BTreeSet<_> = report.hours_recomputed.iter().copied().collect();
+        let cleared: Vec<TouchedMarker> = markers
+            .into_iter()
+            .filter(|m| done.contains(&m.hour))
+            .collect();
+        self.storage.clear_markers(&cleared).await?;
+        if report.hours_remaining == 0 {
+            // Everything ingested before the listing is rolled up, up to the hour it was taken in.
+            let as_of = period::floor_hour(listed_at);
+            self.store.put_meta(META_AS_OF, &as_of.to_rfc3339()).await?;
+            report.as_of = Some(as_of);
+        }
+        Ok(report)
+    }
+
+    /// Recomputes every hour that has events (or those in `[from, to)`), for all or some metrics.
+    pub async fn run_full(
+        &self,
+        range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        metrics: Option<&[String]>,
+        deadline: Option<Instant>,
+    ) -> Result<RollupReport, RollupError> {
+        self.check_reporting_tz(true).await?;
+        let hours: BTreeSet<_> = self
+            .storage
+            .hours_with_data()
+            .await?
+            .into_iter()
+            .filter(|h| range.is_none_or(|(from, to)| *h >= from && *h < to))
+            .collect();
+        self.recompute(&hours, metrics, deadline).await
+    }
+
+    async fn check_reporting_tz(&self, rebuilding: bool) -> Result<(), RollupError> {
+        let configured = self.reporting_tz.name();
+        match self.store.get_meta(META_REPORTING_TZ).await? {
+            Some(stored) if stored != configured && !rebuilding => Err(RollupError::Config(format!(
+                "days and months were built in {stored} but the reporting zone is now {configured}; run a full rollup to rebuild them"
+            ))),
+            Some(stored) if stored == configured => Ok(()),
+            _ => Ok(self.store.put_meta(META_REPORTING_TZ, configured).await?),
+        }
+    }
+
+    fn metrics<'a>(
+        &'a self,
+        only: Option<&[String]>,
+    ) -> Result<Vec<&'a Arc<MetricDef>>, RollupError> {
+        match only {
+            None => Ok(self.catalog.metrics().iter().collect()),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    self.catalog
+                        .get(n)
+                        .ok_or_else(|| RollupError::Config(format!("unknown metric `{n}`")))
+                })
+                .collect(),
+        }
+    }
+
+    async fn recompute(
+        &self,
+        hours: &BTreeSet<DateTime<Utc>>,
+        only: Option<&[String]>,
+        deadline: Option<Instant>,
+    ) -> Result<RollupReport, RollupError> {
+        let metrics = self.metrics(only)?;
+        let mut kinds = Vec::with_capacity(metrics.len());
+        for m in &metrics {
+            kinds.push(sql_engine::check(m).await?);
+        }
+        let tz = self.reporting_tz;
+        let mut by_day: BTreeMap<DateTime<Utc>, Vec<DateTime<Utc>>> = BTreeMap::new();
+        for h in hours {
+            by_day
+                .entry(period::day_start(tz, *h))
+                .or_default()
+                .push(*h);
+        }
+        let mut report = RollupReport::default();
+        let mut months = BTreeSet::new();
+        let total_days = by_day.len();
+        for (i, (day, day_hours)) in by_day.iter().enumerate() {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                report.hours_remaining = by_day.values().skip(i).map(Vec::len).sum();
+                break;
+            }
+            tracing::debug!(day = %day, hours = day_hours.len(), "rollup day {}/{}", i + 1, total_days);
+            report.rows_written += self.recompute_hours(day_hours, &metrics).await?;
+            for (m, kind) in metrics.iter().zip(&kinds) {
+                report.rows_written += self.rebuild(m, *kind, Grain::Day, *day).await?;
+            }
+            report.hours_recomputed.extend(day_hours);
+            report.days_rebuilt += 1;
+            months.insert(period::month_start(tz, *day));
+        }
+        for month in &months {
+            for (m, kind) in metrics.iter().zip(&kinds) {
+                report.rows_written += self.rebuild(m, *kind, Grain::Month, *month).await?;
+            }
+        }
+        report.months_rebuilt = months.len();
+        Ok(report)
+    }
+
+    /// Runs every metric over the events of `hours` and stores one row per hour and group.
+    async fn recompute_hours(
+        &self,
+        hours: &[DateTime<Utc>],
+        metrics: &[&Arc<MetricDef>],
+    ) -> Result<usize, RollupError> {
+        let mut batches = Vec::new();
+        for h in hours {
+            for b in self.storage.read_hour(*h).await? {
+                batches.push(with_period(b, h.timestamp())?);
+            }
+        }
+        let engine = Engine::new(batches)?;
+        let mut written = 0;
+        for m in metrics {
+            let computed = engine.compute(m).await?;
+            let mut rows = Vec::with_capacity(computed.len());
+            let mut sets: BTreeMap<i64, GroupSets> = BTreeMap::new();
+            for c in computed {
+                let start =
+                    DateTime::from_timestamp(c.period_start, 0).expect("period is a valid time");
+                let measure = match c.value {
+                    Computed::Additive(v) => Measure::Additive(v),
+                    Computed::Distinct(hashes) => {
+                        let m = Measure::distinct_from_hashes(&hashes);
+                        sets.entry(c.period_start)
+                            .or_default()
+                            .insert(dims_key(&c.dims), hashes);
+                        m
+                    }
+                };
+                rows.push(PeriodRow {
+                    metric: m.name.clone(),
+                    grain: Grain::Hour,
+                    start,
+                    dims: c.dims,
+                    measure,
+                });
+            }
+            for (start, group_sets) in sets {
+                let start = DateTime::from_timestamp(start, 0).expect("valid");
+                distinct_state::save(&self.storage, &m.name, Grain::Hour, start, &group_sets)
+                    .await?;
+            }
+            written += rows.len();
+            self.store.put(rows).await?;
+        }
+        Ok(written)
+    }
+
+    /// Rebuilds the `grain` (day or month) rows of one period from the rows one grain finer.
+    async fn rebuild(
+        &self,
+        def: &MetricDef,
+        kind: MeasureKind,
+        grain: Grain,
+        start: DateTime<Utc>,
+    ) -> Result<usize, RollupError> {
+        let tz = self.reporting_tz;
+        let end = period::period_end(grain, tz, start);
+        let finer = if grain == Grain::Month {
+            Grain::Day
+        } else {
+            Grain::Hour
+        };
+        let rows: Vec<PeriodRow> = if kind == MeasureKind::DistinctCount {
+            let mut sets = GroupSets::new();
+            let mut t = start;
+            while t < end {
+                distinct_state::union_into(
+                    &mut sets,
+                    distinct_state::load(&self.storage, &def.name, finer, t).await?,
+                );
+                t = period::period_end(finer, tz, t);
+            }
+            distinct_state::save(&self.storage, &def.name, grain, start, &sets).await?;
+            sets.iter()
+                .map(|(key, hashes)| {
+                    let dims = parse_dims_key(key)
+                        .map_err(|e| RollupError::Config(format!("bad group key {key}: {e}")))?;
+                    Ok(PeriodRow {
+                        metric: def.name.clone(),
+                        grain,
+                        start,
+                        dims,
+                        measure: Measure::distinct_from_hashes(hashes),
+                    })
+                })
+                .collect::<Result<_, RollupError>>()?
+        } else {
+            let mut sums: BTreeMap<String, (Dims, Decimal)> = BTreeMap::new();
+            for set in dimension_sets(def) {
+                for r in self
+                    .store
+                    .groups(&def.name, finer, &set, start, end)
+                    .await?
+                {
+                    if let Measure::Additive(v) = r.measure {
+                        sums.entry(dims_key(&r.dims))
+                            .or_insert_with(|| (r.dims.clone(), Decimal::ZERO))
+                            .1 += v;
+                    }
+                }
+            }
+            sums.into_values()
+                .map(|(dims, v)| PeriodRow {
+                    metric: def.name.clone(),
+                    grain,
+                    start,
+                    dims,
+                    measure: Measure::Additive(v),
+                })
+                .collect()
+        };
+        let n = rows.len();
+        self.store.put(rows).await?;
+        Ok(n)
+    }
+}
+
+/// Every subset of the metric's dimensions, as [`dim_set_key`]s.
+pub fn dimension_sets(def: &MetricDef) -> Vec<String> {
+    let n = def.dimensions.len();
+    (0..(1u32 << n))
+        .map(|mask| {
+            dim_set_key(
+                (0..n)
+                    .filter(|i| mask & (1 << i) != 0)
+                    .map(|i| &def.dimensions[i]),
+            )
+        })
+        .collect()
+}
+
+fn with_period(batch: RecordBatch, start: i64) -> Result<RecordBatch, RollupError> {
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns.push(Arc::new(Int64Array::from(vec![start; batch.num_rows()])));
+    RecordBatch::try_new(sql_engine::table_schema(), columns)
+        .map_err(|e| RollupError::Engine(e.into()))
+}

@@ -1,0 +1,181 @@
+//! The contract every [`PeriodStore`] adapter passes. Adapters call [`run`] from their own tests.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use rust_decimal::Decimal;
+
+use super::{PeriodRow, PeriodStore};
+use crate::dims::Dims;
+use crate::measure::{hash_value, Measure};
+use crate::period::Grain;
+
+fn t(day: u32, hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 8, day, hour, 0, 0).unwrap()
+}
+
+fn dims(pairs: &[(&str, Option<&str>)]) -> Dims {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+        .collect()
+}
+
+fn row(metric: &str, grain: Grain, start: DateTime<Utc>, d: &Dims, value: &str) -> PeriodRow {
+    PeriodRow {
+        metric: metric.into(),
+        grain,
+        start,
+        dims: d.clone(),
+        measure: Measure::Additive(value.parse().unwrap()),
+    }
+}
+
+/// Runs every check against `store`, which must start empty. Panics on the first failure.
+pub async fn run(store: &dyn PeriodStore) {
+    let all = Dims::new();
+    let kr = dims(&[("country", Some("KR"))]);
+    let us = dims(&[("country", Some("US"))]);
+    let none = dims(&[("country", None)]);
+    let kr_chrome = dims(&[("browser", Some("Chrome")), ("country", Some("KR"))]);
+
+    // Empty store answers empty.
+    assert!(store
+        .series("m", Grain::Hour, &all, t(1, 0), t(30, 0))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.get_meta("nothing").await.unwrap(), None);
+
+    let mut rows = Vec::new();
+    for h in 0..24 {
+        rows.push(row("m", Grain::Hour, t(23, h), &all, &h.to_string()));
+        rows.push(row("m", Grain::Hour, t(23, h), &kr, "1"));
+    }
+    rows.push(row("m", Grain::Hour, t(23, 5), &us, "2"));
+    rows.push(row("m", Grain::Hour, t(23, 5), &none, "3"));
+    rows.push(row("m", Grain::Hour, t(23, 5), &kr_chrome, "4"));
+    rows.push(row("m", Grain::Day, t(23, 0), &all, "276"));
+    rows.push(row("other", Grain::Hour, t(23, 5), &all, "99"));
+    rows.push(row(
+        "m",
+        Grain::Hour,
+        t(23, 5),
+        &all,
+        "12345678901234.567891",
+    ));
+    store.put(rows).await.unwrap();
+
+    // A series is one group, half-open on its range, ordered by start.
+    let got = store
+        .series("m", Grain::Hour, &all, t(23, 3), t(23, 7))
+        .await
+        .unwrap();
+    let starts: Vec<_> = got.iter().map(|r| r.start).collect();
+    assert_eq!(starts, [t(23, 3), t(23, 4), t(23, 5), t(23, 6)]);
+    assert!(got
+        .iter()
+        .all(|r| r.metric == "m" && r.grain == Grain::Hour && r.dims == all));
+    // The later write of the same key replaced the earlier one, exactly.
+    assert_eq!(
+        got[2].measure,
+        Measure::Additive("12345678901234.567891".parse::<Decimal>().unwrap())
+    );
+    assert_eq!(
+        store
+            .series("m", Grain::Hour, &kr, t(23, 0), t(24, 0))
+            .await
+            .unwrap()
+            .len(),
+        24
+    );
+    assert_eq!(
+        store
+            .series("m", Grain::Day, &all, t(1, 0), t(31, 0))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .series("m", Grain::Hour, &all, t(23, 7), t(23, 7))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Writing the same rows again changes nothing.
+    store
+        .put(vec![row("m", Grain::Hour, t(23, 6), &all, "6")])
+        .await
+        .unwrap();
+    store
+        .put(vec![row("m", Grain::Hour, t(23, 6), &all, "6")])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .series("m", Grain::Hour, &all, t(23, 0), t(24, 0))
+            .await
+            .unwrap()
+            .len(),
+        24
+    );
+
+    // Groups of one dimension set, with null values kept apart from absent dimensions.
+    let got = store
+        .groups("m", Grain::Hour, "country", t(23, 5), t(23, 6))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 3);
+    let groups: BTreeSet<_> = got.iter().map(|r| r.dims.clone()).collect();
+    assert_eq!(
+        groups,
+        BTreeSet::from([kr.clone(), us.clone(), none.clone()])
+    );
+    let two = store
+        .groups("m", Grain::Hour, "browser,country", t(23, 0), t(24, 0))
+        .await
+        .unwrap();
+    assert_eq!(two.len(), 1);
+    assert_eq!(two[0].dims, kr_chrome);
+    assert_eq!(
+        store
+            .groups("m", Grain::Hour, "", t(23, 0), t(23, 2))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Distinct measures round-trip with their sketch.
+    let mut hashes: Vec<u64> = (0..1000).map(|i| hash_value(&format!("u{i}"))).collect();
+    hashes.sort_unstable();
+    let distinct = Measure::distinct_from_hashes(&hashes);
+    store
+        .put(vec![PeriodRow {
+            metric: "d".into(),
+            grain: Grain::Month,
+            start: t(1, 0),
+            dims: all.clone(),
+            measure: distinct.clone(),
+        }])
+        .await
+        .unwrap();
+    let got = store
+        .series(
+            "d",
+            Grain::Month,
+            &all,
+            t(1, 0),
+            t(1, 0) + Duration::days(31),
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].measure, distinct);
+
+    // Meta values overwrite.
+    store.put_meta("as_of", "a").await.unwrap();
+    store.put_meta("as_of", "b").await.unwrap();
+    assert_eq!(store.get_meta("as_of").await.unwrap().as_deref(), Some("b"));
+}
