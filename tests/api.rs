@@ -1,0 +1,265 @@
+//! The HTTP API: every error case, the token, CORS, and that the JSON over HTTP is the library's
+//! answer to the byte. Requests go through the real axum router; one test uses a real socket.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use http_body_util::BodyExt;
+use proptest::prelude::*;
+use serde_json::Value;
+use tally::catalog::Catalog;
+use tally::demo::{self, DemoSpec};
+use tally::http::{router_with_clock, ApiOptions};
+use tally::ingest;
+use tally::local::Local;
+use tally::query::{QueryOptions, QueryParams};
+use tower::ServiceExt;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 8, 27, 0, 0, 0).unwrap()
+}
+
+struct Api {
+    _dir: tempfile::TempDir,
+    local: Local,
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Local::open(dir.path(), Catalog::builtin(), Tz::UTC).unwrap();
+    let spec = DemoSpec { events_per_day: 800, users: 200, ..DemoSpec::new(2, now()) };
+    let mut deliveries = Vec::new();
+    demo::generate(&spec, |_, b| deliveries.push(b));
+    for d in deliveries {
+        ingest::ingest_ndjson(&local.storage, &d[..], now()).await.unwrap();
+    }
+    local.rollup().run_touched(None).await.unwrap();
+    Api { _dir: dir, local }
+}
+
+impl Api {
+    fn router(&self, options: ApiOptions) -> Router {
+        let service = Arc::new(self.local.query_service(QueryOptions { max_range_days: 400, ..QueryOptions::default() }));
+        router_with_clock(service, options, Arc::new(now))
+    }
+}
+
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8(body.to_vec()).unwrap())
+}
+
+async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {
+    let (status, _, body) = send(app, Request::get(uri).body(Body::empty()).unwrap()).await;
+    (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{uri}: body is not JSON ({e}): {body}")))
+}
+
+#[tokio::test]
+async fn health_catalog_and_a_metric() {
+    let a = api().await;
+    let app = a.router(ApiOptions::default());
+    assert_eq!(get(&app, "/health").await, (StatusCode::OK, serde_json::json!({"status": "ok"})));
+    let (status, catalog) = get(&app, "/v1/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = catalog["metrics"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["content_views", "purchases", "revenue", "sign_ins", "visitors"]);
+    assert_eq!(catalog["metrics"][4]["dimensions"], serde_json::json!(["country", "browser"]));
+
+    let (status, body) = get(&app, "/v1/metrics/sign_ins?from=2026-08-26&to=2026-08-27&country=KR").await;
+    assert_eq!(status, StatusCode::OK);
+    for field in ["metric", "range", "previous_range", "total", "current_total", "previous_total", "change_rate", "interval", "series", "approximate", "as_of"] {
+        assert!(body.get(field).is_some(), "response lacks {field}: {body}");
+    }
+    assert_eq!(body["range"], serde_json::json!({"from": "2026-08-26T00:00:00+00:00", "to": "2026-08-27T00:00:00+00:00"}));
+    assert_eq!(body["previous_range"], serde_json::json!({"from": "2026-08-25T00:00:00+00:00", "to": "2026-08-26T00:00:00+00:00"}));
+    assert_eq!(body["series"].as_array().unwrap().len(), 24);
+    assert!(body["current_total"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn http_carries_the_library_answer_exactly() {
+    let a = api().await;
+    let app = a.router(ApiOptions::default());
+    let uri = "/v1/metrics/revenue?from=2026-08-25&to=2026-08-27&tz=Asia/Seoul&interval=day&group_by=item_id&limit=5";
+    let (status, _, body) = send(&app, Request::get(uri).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let params = QueryParams {
+        metric: "revenue".into(),
+        from: Some("2026-08-25".into()),
+        to: Some("2026-08-27".into()),
+        tz: Some("Asia/Seoul".into()),
+        interval: Some("day".into()),
+        group_by: Some("item_id".into()),
+        limit: Some("5".into()),
+        filters: vec![],
+    };
+    let direct = a.local.query_service(QueryOptions::default()).query(&params, now()).await.unwrap();
+    assert_eq!(body, serde_json::to_string(&direct).unwrap());
+    assert!(direct.groups.as_ref().unwrap().len() == 5);
+    // Money survives as exact decimal text.
+    assert!(body.contains(&format!("\"current_total\":{}", direct.current_total.normalize())));
+}
+
+#[tokio::test]
+async fn every_bad_parameter_is_a_400_with_a_message() {
+    let a = api().await;
+    let app = a.router(ApiOptions::default());
+    let cases = [
+        ("/v1/metrics/sign_ins?from=2026-08-27&to=2026-08-26", "before"),
+        ("/v1/metrics/sign_ins?from=2026-08-26&to=2026-08-26", "before"),
+        ("/v1/metrics/sign_ins?from=2024-01-01&to=2026-08-26", "at most 400 days"),
+        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&planet=mars", "unknown parameter or dimension `planet`"),
+        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&content_id=c", "unknown parameter or dimension `content_id`"),
+        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&tz=Mars/Olympus", "IANA time zone"),
+        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&tz=Asia/Kolkata", "whole number of hours"),
+        ("/v1/metrics/sign_ins?from=2026-13-45&to=2026-08-26", "from must be a date"),
+        ("/v1/metrics/sign_ins?from=yesterday&to=2026-08-26", "from must be a date"),
+        ("/v1/metrics/sign_ins?to=2026-08-26", "from is required"),
+        ("/v1/metrics/sign_ins?from=2026-08-25", "to is required"),
+        ("/v1/metrics/sign_ins?from=2026-08-25T10:30:00Z&to=2026-08-26", "whole hour"),
+        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&interval=fortnight", "interval must be"),
+        ("/v1/metrics/sign_ins?from=2025-08-25&to=2026-08-26&interval=hour", "more than 2000 points"),
+        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&group_by=item_id", "group_by `item_id` is not a dimension"),
+        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&group_by=country&limit=0", "limit must be"),
+        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&limit=ten", "limit must be"),
+        ("/v1/metrics/sign_ins?from=2026-08-25&from=2026-08-24&to=2026-08-26", "more than once"),
+        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&country=KR&country=US", "more than once"),
+    ];
+    for (uri, want) in cases {
+        let (status, body) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert_eq!(body["error"]["code"], "bad_parameter", "{uri}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(want), "{uri}: message {message:?} lacks {want:?}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_metric_route_and_method() {
+    let a = api().await;
+    let app = a.router(ApiOptions::default());
+    let (status, body) = get(&app, "/v1/metrics/nosuch?from=2026-08-25&to=2026-08-26").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_metric")));
+    assert!(body["error"]["message"].as_str().unwrap().contains("nosuch"));
+    let (status, body) = get(&app, "/v2/elsewhere").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let (status, _, body) = send(&app, Request::post("/v1/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(body.contains("method_not_allowed"));
+}
+
+#[tokio::test]
+async fn the_token_guards_v1_only() {
+    let a = api().await;
+    let app = a.router(ApiOptions { token: Some("s3cret".into()), cors_origin: None });
+    let uri = "/v1/metrics/visitors?from=2026-08-25&to=2026-08-26";
+    let (status, headers, body) = send(&app, Request::get(uri).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    assert!(body.contains("\"code\":\"unauthorized\""));
+    let (status, _, _) = send(&app, Request::get(uri).header("authorization", "Bearer wrong").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = send(&app, Request::get("/v1/metrics").header("authorization", "s3cret").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the Bearer scheme is required");
+    let (status, _, _) = send(&app, Request::get(uri).header("authorization", "Bearer s3cret").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(get(&app, "/health").await.0, StatusCode::OK, "health needs no token");
+}
+
+#[tokio::test]
+async fn cors_allows_the_configured_origin() {
+    let a = api().await;
+    let app = a.router(ApiOptions { token: Some("t".into()), cors_origin: Some("https://admin.example.com".into()) });
+    let preflight = Request::options("/v1/metrics")
+        .header("origin", "https://admin.example.com")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, _) = send(&app, preflight).await;
+    assert!(status.is_success(), "{status}");
+    assert_eq!(headers["access-control-allow-origin"], "https://admin.example.com");
+    let (_, headers, _) = send(&app, Request::get("/health").header("origin", "https://evil.example.com").body(Body::empty()).unwrap()).await;
+    // Another origin is never echoed back, so its browser refuses the response.
+    assert!(headers.get("access-control-allow-origin").is_none_or(|v| v == "https://admin.example.com"));
+}
+
+#[tokio::test]
+async fn serves_over_a_real_socket() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = api().await;
+    let app = a.router(ApiOptions::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /v1/metrics/visitors?from=2026-08-25&to=2026-08-27&interval=day HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    server.abort();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.contains("content-type: application/json"));
+    let body: Value = serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["series"].as_array().unwrap().len(), 2);
+}
+
+fn arbitrary_query() -> impl Strategy<Value = String> {
+    let value = prop_oneof![
+        Just("2026-08-25".to_string()),
+        Just("2026-08-25T03:00:00+09:00".to_string()),
+        Just("9999-99-99".to_string()),
+        Just("".to_string()),
+        "[ -~]{0,12}",
+    ];
+    let key = prop_oneof![
+        Just("from"), Just("to"), Just("tz"), Just("interval"), Just("group_by"), Just("limit"), Just("country"), Just("browser"), Just("x"),
+    ];
+    proptest::collection::vec((key, value), 0..6).prop_map(|pairs| {
+        pairs
+            .into_iter()
+            .map(|(k, v)| format!("{k}={}", v.bytes().map(|b| format!("%{b:02X}")).collect::<String>()))
+            .collect::<Vec<_>>()
+            .join("&")
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    /// Whatever the parameters, the answer is a 200, 400 or 404 with a JSON body; never a 500.
+    #[test]
+    fn no_input_yields_a_server_error(query in arbitrary_query(), metric in prop_oneof![Just("visitors"), Just("revenue"), Just("nope")]) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            static API: tokio::sync::OnceCell<Api> = tokio::sync::OnceCell::const_new();
+            let a = API.get_or_init(api).await;
+            let app = a.router(ApiOptions::default());
+            let uri = format!("/v1/metrics/{metric}?{query}");
+            let (status, _, body) = send(&app, Request::get(&uri).body(Body::empty()).unwrap()).await;
+            prop_assert!([StatusCode::OK, StatusCode::BAD_REQUEST, StatusCode::NOT_FOUND].contains(&status), "{} gave {}: {}", uri, status, body);
+            prop_assert!(serde_json::from_str::<Value>(&body).is_ok());
+            Ok(())
+        })?;
+    }
+}
+
+#[tokio::test]
+async fn a_range_past_the_clock_is_clipped() {
+    let a = api().await;
+    let app = a.router(ApiOptions::default());
+    // The router's clock reads 2026-08-27T00:00Z: of 2026-08-26..28 only the first day has elapsed.
+    let (status, body) = get(&app, "/v1/metrics/sign_ins?from=2026-08-26&to=2026-08-28").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["clipped"], true);
+    assert_eq!(body["range"]["to"], "2026-08-27T00:00:00+00:00");
+    assert_eq!(body["previous_range"], serde_json::json!({"from": "2026-08-24T00:00:00+00:00", "to": "2026-08-25T00:00:00+00:00"}));
+}
