@@ -1,0 +1,118 @@
+//! The `tally` binary as a user runs it: demo, ingest from stdin, rollup, query, compact, sql check
+//! and serve, on a real data directory.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn tally(data: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tally"));
+    c.arg("--data").arg(data).env_remove("TALLY_API_TOKEN").env_remove("TALLY_SQL_DIR").env_remove("TALLY_REPORTING_TZ");
+    c
+}
+
+fn run_json(c: &mut Command) -> Value {
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{c:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{c:?}: stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn ingest_from_stdin_rollup_query_and_compact() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = chrono::Utc::now();
+    let hour_ago = (now - chrono::Duration::hours(30)).to_rfc3339();
+    let lines = format!(
+        "{}\n{}\n{}\nnot json\n",
+        format!(r#"{{"event_id":"a","event_type":"purchase","occurred_at":"{hour_ago}","user_id":"u1","country":"KR","item_id":"i","price":"10.50","quantity":2}}"#),
+        format!(r#"{{"event_id":"b","event_type":"purchase","occurred_at":"{hour_ago}","user_id":"u2","country":"US","item_id":"i","price":1.25}}"#),
+        format!(r#"{{"event_id":"a","event_type":"purchase","occurred_at":"{hour_ago}","user_id":"u1","country":"KR","item_id":"i","price":"10.50","quantity":2}}"#),
+    );
+    let mut child = tally(dir.path()).arg("ingest").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((summary["accepted"].as_u64(), summary["rejected"].as_u64()), (Some(3), Some(1)));
+    let quarantine = std::fs::read_dir(dir.path().join("quarantine")).unwrap().count();
+    assert_eq!(quarantine, 1, "the malformed line went to quarantine");
+
+    let report = run_json(tally(dir.path()).arg("rollup"));
+    assert_eq!(report["hours_recomputed"].as_array().unwrap().len(), 1);
+
+    let from = (now - chrono::Duration::days(3)).format("%Y-%m-%d").to_string();
+    let to = (now + chrono::Duration::days(1)).format("%Y-%m-%d").to_string();
+    let answer = run_json(tally(dir.path()).args(["query", "revenue", "--from", &from, "--to", &to]));
+    assert_eq!(answer["current_total"].to_string(), "22.25", "10.50 x 2 once (the duplicate is dropped) + 1.25");
+    let answer = run_json(tally(dir.path()).args(["query", "revenue", "--from", &from, "--to", &to, "--filter", "country=KR", "--group-by", "item_id"]));
+    assert_eq!(answer["current_total"].to_string(), "21");
+    assert_eq!(answer["groups"][0]["group"], "i");
+
+    let out = tally(dir.path()).args(["query", "revenue", "--from", &to, "--to", &from]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be before"));
+
+    let compact = run_json(tally(dir.path()).arg("compact"));
+    assert_eq!(compact["partitions_compacted"], 0, "one file per hour already");
+}
+
+#[test]
+fn sql_check_passes_the_shipped_files_and_names_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tally(dir.path()).args(["sql", "check"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("ok")).count(), 5);
+
+    let sql = dir.path().join("sql");
+    std::fs::create_dir(&sql).unwrap();
+    std::fs::write(sql.join("avg_price.sql"), "-- name: avg_price\n-- dimensions: country\nSELECT country, AVG(price) AS value FROM events GROUP BY country\n").unwrap();
+    let out = tally(dir.path()).arg("--sql").arg(&sql).args(["sql", "check"]).output().unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("avg_price.sql: aggregate AVG cannot merge"), "{stdout}");
+}
+
+#[test]
+fn demo_then_serve_answers_with_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tally(dir.path()).args(["demo", "--days", "3", "--events-per-day", "1500", "--no-serve"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\"metric\": \"revenue\""), "{stdout}");
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let mut server = tally(dir.path()).args(["serve", "--addr", &addr.to_string(), "--token", "tok"]).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let response = loop {
+        match TcpStream::connect(addr) {
+            Ok(mut s) => {
+                let today = chrono::Utc::now().format("%Y-%m-%d");
+                let req = format!("GET /v1/metrics/visitors?from=2026-01-01&to={today} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\nConnection: close\r\n\r\n");
+                s.write_all(req.as_bytes()).unwrap();
+                let mut r = String::new();
+                s.read_to_string(&mut r).unwrap();
+                break r;
+            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("server did not start: {e}"),
+        }
+    };
+    server.kill().ok();
+    server.wait().ok();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let body: Value = serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert!(body["current_total"].as_u64().unwrap() > 100, "{body}");
+}
+
+#[test]
+fn a_bad_reporting_zone_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tally(dir.path()).args(["--reporting-tz", "Asia/Kolkata", "rollup"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TALLY_REPORTING_TZ"));
+}
