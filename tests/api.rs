@@ -31,11 +31,17 @@ struct Api {
 async fn api() -> Api {
     let dir = tempfile::tempdir().unwrap();
     let local = Local::open(dir.path(), Catalog::builtin(), Tz::UTC).unwrap();
-    let spec = DemoSpec { events_per_day: 800, users: 200, ..DemoSpec::new(2, now()) };
+    let spec = DemoSpec {
+        events_per_day: 800,
+        users: 200,
+        ..DemoSpec::new(2, now())
+    };
     let mut deliveries = Vec::new();
     demo::generate(&spec, |_, b| deliveries.push(b));
     for d in deliveries {
-        ingest::ingest_ndjson(&local.storage, &d[..], now()).await.unwrap();
+        ingest::ingest_ndjson(&local.storage, &d[..], now())
+            .await
+            .unwrap();
     }
     local.rollup().run_touched(None).await.unwrap();
     Api { _dir: dir, local }
@@ -43,7 +49,10 @@ async fn api() -> Api {
 
 impl Api {
     fn router(&self, options: ApiOptions) -> Router {
-        let service = Arc::new(self.local.query_service(QueryOptions { max_range_days: 400, ..QueryOptions::default() }));
+        let service = Arc::new(self.local.query_service(QueryOptions {
+            max_range_days: 400,
+            ..QueryOptions::default()
+        }));
         router_with_clock(service, options, Arc::new(now))
     }
 }
@@ -58,27 +67,73 @@ async fn send(app: &Router, req: Request<Body>) -> (StatusCode, axum::http::Head
 
 async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {
     let (status, _, body) = send(app, Request::get(uri).body(Body::empty()).unwrap()).await;
-    (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{uri}: body is not JSON ({e}): {body}")))
+    (
+        status,
+        serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{uri}: body is not JSON ({e}): {body}")),
+    )
 }
 
 #[tokio::test]
 async fn health_catalog_and_a_metric() {
     let a = api().await;
     let app = a.router(ApiOptions::default());
-    assert_eq!(get(&app, "/health").await, (StatusCode::OK, serde_json::json!({"status": "ok"})));
+    assert_eq!(
+        get(&app, "/health").await,
+        (StatusCode::OK, serde_json::json!({"status": "ok"}))
+    );
     let (status, catalog) = get(&app, "/v1/metrics").await;
     assert_eq!(status, StatusCode::OK);
-    let names: Vec<&str> = catalog["metrics"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["content_views", "purchases", "revenue", "sign_ins", "visitors"]);
-    assert_eq!(catalog["metrics"][4]["dimensions"], serde_json::json!(["country", "browser"]));
+    let names: Vec<&str> = catalog["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "content_views",
+            "purchases",
+            "revenue",
+            "sign_ins",
+            "visitors"
+        ]
+    );
+    assert_eq!(
+        catalog["metrics"][4]["dimensions"],
+        serde_json::json!(["country", "browser"])
+    );
 
-    let (status, body) = get(&app, "/v1/metrics/sign_ins?from=2026-08-26&to=2026-08-27&country=KR").await;
+    let (status, body) = get(
+        &app,
+        "/v1/metrics/sign_ins?from=2026-08-26&to=2026-08-27&country=KR",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    for field in ["metric", "range", "previous_range", "total", "current_total", "previous_total", "change_rate", "interval", "series", "approximate", "as_of"] {
+    for field in [
+        "metric",
+        "range",
+        "previous_range",
+        "total",
+        "current_total",
+        "previous_total",
+        "change_rate",
+        "interval",
+        "series",
+        "approximate",
+        "as_of",
+    ] {
         assert!(body.get(field).is_some(), "response lacks {field}: {body}");
     }
-    assert_eq!(body["range"], serde_json::json!({"from": "2026-08-26T00:00:00+00:00", "to": "2026-08-27T00:00:00+00:00"}));
-    assert_eq!(body["previous_range"], serde_json::json!({"from": "2026-08-25T00:00:00+00:00", "to": "2026-08-26T00:00:00+00:00"}));
+    assert_eq!(
+        body["range"],
+        serde_json::json!({"from": "2026-08-26T00:00:00+00:00", "to": "2026-08-27T00:00:00+00:00"})
+    );
+    assert_eq!(
+        body["previous_range"],
+        serde_json::json!({"from": "2026-08-25T00:00:00+00:00", "to": "2026-08-26T00:00:00+00:00"})
+    );
     assert_eq!(body["series"].as_array().unwrap().len(), 24);
     assert!(body["current_total"].as_u64().unwrap() > 0);
 }
@@ -100,11 +155,19 @@ async fn http_carries_the_library_answer_exactly() {
         limit: Some("5".into()),
         filters: vec![],
     };
-    let direct = a.local.query_service(QueryOptions::default()).query(&params, now()).await.unwrap();
+    let direct = a
+        .local
+        .query_service(QueryOptions::default())
+        .query(&params, now())
+        .await
+        .unwrap();
     assert_eq!(body, serde_json::to_string(&direct).unwrap());
     assert!(direct.groups.as_ref().unwrap().len() == 5);
     // Money survives as exact decimal text.
-    assert!(body.contains(&format!("\"current_total\":{}", direct.current_total.normalize())));
+    assert!(body.contains(&format!(
+        "\"current_total\":{}",
+        direct.current_total.normalize()
+    )));
 }
 
 #[tokio::test]
@@ -112,32 +175,86 @@ async fn every_bad_parameter_is_a_400_with_a_message() {
     let a = api().await;
     let app = a.router(ApiOptions::default());
     let cases = [
-        ("/v1/metrics/sign_ins?from=2026-08-27&to=2026-08-26", "before"),
-        ("/v1/metrics/sign_ins?from=2026-08-26&to=2026-08-26", "before"),
-        ("/v1/metrics/sign_ins?from=2024-01-01&to=2026-08-26", "at most 400 days"),
-        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&planet=mars", "unknown parameter or dimension `planet`"),
-        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&content_id=c", "unknown parameter or dimension `content_id`"),
-        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&tz=Mars/Olympus", "IANA time zone"),
-        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&tz=Asia/Kolkata", "whole number of hours"),
-        ("/v1/metrics/sign_ins?from=2026-13-45&to=2026-08-26", "from must be a date"),
-        ("/v1/metrics/sign_ins?from=yesterday&to=2026-08-26", "from must be a date"),
+        (
+            "/v1/metrics/sign_ins?from=2026-08-27&to=2026-08-26",
+            "before",
+        ),
+        (
+            "/v1/metrics/sign_ins?from=2026-08-26&to=2026-08-26",
+            "before",
+        ),
+        (
+            "/v1/metrics/sign_ins?from=2024-01-01&to=2026-08-26",
+            "at most 400 days",
+        ),
+        (
+            "/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&planet=mars",
+            "unknown parameter or dimension `planet`",
+        ),
+        (
+            "/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&content_id=c",
+            "unknown parameter or dimension `content_id`",
+        ),
+        (
+            "/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&tz=Mars/Olympus",
+            "IANA time zone",
+        ),
+        (
+            "/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&tz=Asia/Kolkata",
+            "whole number of hours",
+        ),
+        (
+            "/v1/metrics/sign_ins?from=2026-13-45&to=2026-08-26",
+            "from must be a date",
+        ),
+        (
+            "/v1/metrics/sign_ins?from=yesterday&to=2026-08-26",
+            "from must be a date",
+        ),
         ("/v1/metrics/sign_ins?to=2026-08-26", "from is required"),
         ("/v1/metrics/sign_ins?from=2026-08-25", "to is required"),
-        ("/v1/metrics/sign_ins?from=2026-08-25T10:30:00Z&to=2026-08-26", "whole hour"),
-        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&interval=fortnight", "interval must be"),
-        ("/v1/metrics/sign_ins?from=2025-08-25&to=2026-08-26&interval=hour", "more than 2000 points"),
-        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&group_by=item_id", "group_by `item_id` is not a dimension"),
-        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&group_by=country&limit=0", "limit must be"),
-        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&limit=ten", "limit must be"),
-        ("/v1/metrics/sign_ins?from=2026-08-25&from=2026-08-24&to=2026-08-26", "more than once"),
-        ("/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&country=KR&country=US", "more than once"),
+        (
+            "/v1/metrics/sign_ins?from=2026-08-25T10:30:00Z&to=2026-08-26",
+            "whole hour",
+        ),
+        (
+            "/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&interval=fortnight",
+            "interval must be",
+        ),
+        (
+            "/v1/metrics/sign_ins?from=2025-08-25&to=2026-08-26&interval=hour",
+            "more than 2000 points",
+        ),
+        (
+            "/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&group_by=item_id",
+            "group_by `item_id` is not a dimension",
+        ),
+        (
+            "/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&group_by=country&limit=0",
+            "limit must be",
+        ),
+        (
+            "/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&limit=ten",
+            "limit must be",
+        ),
+        (
+            "/v1/metrics/sign_ins?from=2026-08-25&from=2026-08-24&to=2026-08-26",
+            "more than once",
+        ),
+        (
+            "/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&country=KR&country=US",
+            "more than once",
+        ),
     ];
     for (uri, want) in cases {
         let (status, body) = get(&app, uri).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
         assert_eq!(body["error"]["code"], "bad_parameter", "{uri}");
         let message = body["error"]["message"].as_str().unwrap();
-        assert!(message.contains(want), "{uri}: message {message:?} lacks {want:?}");
+        assert!(
+            message.contains(want),
+            "{uri}: message {message:?} lacks {want:?}"
+        );
     }
 }
 
@@ -146,11 +263,24 @@ async fn unknown_metric_route_and_method() {
     let a = api().await;
     let app = a.router(ApiOptions::default());
     let (status, body) = get(&app, "/v1/metrics/nosuch?from=2026-08-25&to=2026-08-26").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_metric")));
-    assert!(body["error"]["message"].as_str().unwrap().contains("nosuch"));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_metric"))
+    );
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nosuch"));
     let (status, body) = get(&app, "/v2/elsewhere").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
-    let (status, _, body) = send(&app, Request::post("/v1/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, _, body) = send(
+        &app,
+        Request::post("/v1/metrics").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(body.contains("method_not_allowed"));
 }
@@ -158,25 +288,60 @@ async fn unknown_metric_route_and_method() {
 #[tokio::test]
 async fn the_token_guards_v1_only() {
     let a = api().await;
-    let app = a.router(ApiOptions { token: Some("s3cret".into()), cors_origin: None });
+    let app = a.router(ApiOptions {
+        token: Some("s3cret".into()),
+        cors_origin: None,
+    });
     let uri = "/v1/metrics/visitors?from=2026-08-25&to=2026-08-26";
     let (status, headers, body) = send(&app, Request::get(uri).body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(headers["www-authenticate"], "Bearer");
     assert!(body.contains("\"code\":\"unauthorized\""));
-    let (status, _, _) = send(&app, Request::get(uri).header("authorization", "Bearer wrong").body(Body::empty()).unwrap()).await;
+    let (status, _, _) = send(
+        &app,
+        Request::get(uri)
+            .header("authorization", "Bearer wrong")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _, _) = send(&app, Request::get("/v1/metrics").header("authorization", "s3cret").body(Body::empty()).unwrap()).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "the Bearer scheme is required");
-    let (status, _, _) = send(&app, Request::get(uri).header("authorization", "Bearer s3cret").body(Body::empty()).unwrap()).await;
+    let (status, _, _) = send(
+        &app,
+        Request::get("/v1/metrics")
+            .header("authorization", "s3cret")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the Bearer scheme is required"
+    );
+    let (status, _, _) = send(
+        &app,
+        Request::get(uri)
+            .header("authorization", "Bearer s3cret")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(get(&app, "/health").await.0, StatusCode::OK, "health needs no token");
+    assert_eq!(
+        get(&app, "/health").await.0,
+        StatusCode::OK,
+        "health needs no token"
+    );
 }
 
 #[tokio::test]
 async fn cors_allows_the_configured_origin() {
     let a = api().await;
-    let app = a.router(ApiOptions { token: Some("t".into()), cors_origin: Some("https://admin.example.com".into()) });
+    let app = a.router(ApiOptions {
+        token: Some("t".into()),
+        cors_origin: Some("https://admin.example.com".into()),
+    });
     let preflight = Request::options("/v1/metrics")
         .header("origin", "https://admin.example.com")
         .header("access-control-request-method", "GET")
@@ -185,10 +350,22 @@ async fn cors_allows_the_configured_origin() {
         .unwrap();
     let (status, headers, _) = send(&app, preflight).await;
     assert!(status.is_success(), "{status}");
-    assert_eq!(headers["access-control-allow-origin"], "https://admin.example.com");
-    let (_, headers, _) = send(&app, Request::get("/health").header("origin", "https://evil.example.com").body(Body::empty()).unwrap()).await;
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://admin.example.com"
+    );
+    let (_, headers, _) = send(
+        &app,
+        Request::get("/health")
+            .header("origin", "https://evil.example.com")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     // Another origin is never echoed back, so its browser refuses the response.
-    assert!(headers.get("access-control-allow-origin").is_none_or(|v| v == "https://admin.example.com"));
+    assert!(headers
+        .get("access-control-allow-origin")
+        .is_none_or(|v| v == "https://admin.example.com"));
 }
 
 #[tokio::test]
@@ -222,12 +399,25 @@ fn arbitrary_query() -> impl Strategy<Value = String> {
         "[ -~]{0,12}",
     ];
     let key = prop_oneof![
-        Just("from"), Just("to"), Just("tz"), Just("interval"), Just("group_by"), Just("limit"), Just("country"), Just("browser"), Just("x"),
+        Just("from"),
+        Just("to"),
+        Just("tz"),
+        Just("interval"),
+        Just("group_by"),
+        Just("limit"),
+        Just("country"),
+        Just("browser"),
+        Just("x"),
     ];
     proptest::collection::vec((key, value), 0..6).prop_map(|pairs| {
         pairs
             .into_iter()
-            .map(|(k, v)| format!("{k}={}", v.bytes().map(|b| format!("%{b:02X}")).collect::<String>()))
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    v.bytes().map(|b| format!("%{b:02X}")).collect::<String>()
+                )
+            })
             .collect::<Vec<_>>()
             .join("&")
     })
@@ -261,5 +451,8 @@ async fn a_range_past_the_clock_is_clipped() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["clipped"], true);
     assert_eq!(body["range"]["to"], "2026-08-27T00:00:00+00:00");
-    assert_eq!(body["previous_range"], serde_json::json!({"from": "2026-08-24T00:00:00+00:00", "to": "2026-08-25T00:00:00+00:00"}));
+    assert_eq!(
+        body["previous_range"],
+        serde_json::json!({"from": "2026-08-24T00:00:00+00:00", "to": "2026-08-25T00:00:00+00:00"})
+    );
 }

@@ -10,14 +10,27 @@ use serde_json::Value;
 
 fn tally(data: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tally"));
-    c.arg("--data").arg(data).env_remove("TALLY_API_TOKEN").env_remove("TALLY_SQL_DIR").env_remove("TALLY_REPORTING_TZ");
+    c.arg("--data")
+        .arg(data)
+        .env_remove("TALLY_API_TOKEN")
+        .env_remove("TALLY_SQL_DIR")
+        .env_remove("TALLY_REPORTING_TZ");
     c
 }
 
 fn run_json(c: &mut Command) -> Value {
     let out = c.output().unwrap();
-    assert!(out.status.success(), "{c:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{c:?}: stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{c:?}: stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 #[test]
@@ -27,66 +40,149 @@ fn ingest_from_stdin_rollup_query_and_compact() {
     let hour_ago = (now - chrono::Duration::hours(30)).to_rfc3339();
     let lines = format!(
         "{}\n{}\n{}\nnot json\n",
-        format!(r#"{{"event_id":"a","event_type":"purchase","occurred_at":"{hour_ago}","user_id":"u1","country":"KR","item_id":"i","price":"10.50","quantity":2}}"#),
-        format!(r#"{{"event_id":"b","event_type":"purchase","occurred_at":"{hour_ago}","user_id":"u2","country":"US","item_id":"i","price":1.25}}"#),
-        format!(r#"{{"event_id":"a","event_type":"purchase","occurred_at":"{hour_ago}","user_id":"u1","country":"KR","item_id":"i","price":"10.50","quantity":2}}"#),
+        format!(
+            r#"{{"event_id":"a","event_type":"purchase","occurred_at":"{hour_ago}","user_id":"u1","country":"KR","item_id":"i","price":"10.50","quantity":2}}"#
+        ),
+        format!(
+            r#"{{"event_id":"b","event_type":"purchase","occurred_at":"{hour_ago}","user_id":"u2","country":"US","item_id":"i","price":1.25}}"#
+        ),
+        format!(
+            r#"{{"event_id":"a","event_type":"purchase","occurred_at":"{hour_ago}","user_id":"u1","country":"KR","item_id":"i","price":"10.50","quantity":2}}"#
+        ),
     );
-    let mut child = tally(dir.path()).arg("ingest").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+    let mut child = tally(dir.path())
+        .arg("ingest")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((summary["accepted"].as_u64(), summary["rejected"].as_u64()), (Some(3), Some(1)));
-    let quarantine = std::fs::read_dir(dir.path().join("quarantine")).unwrap().count();
+    assert_eq!(
+        (summary["accepted"].as_u64(), summary["rejected"].as_u64()),
+        (Some(3), Some(1))
+    );
+    let quarantine = std::fs::read_dir(dir.path().join("quarantine"))
+        .unwrap()
+        .count();
     assert_eq!(quarantine, 1, "the malformed line went to quarantine");
 
     let report = run_json(tally(dir.path()).arg("rollup"));
     assert_eq!(report["hours_recomputed"].as_array().unwrap().len(), 1);
 
-    let from = (now - chrono::Duration::days(3)).format("%Y-%m-%d").to_string();
-    let to = (now + chrono::Duration::days(1)).format("%Y-%m-%d").to_string();
-    let answer = run_json(tally(dir.path()).args(["query", "revenue", "--from", &from, "--to", &to]));
-    assert_eq!(answer["current_total"].to_string(), "22.25", "10.50 x 2 once (the duplicate is dropped) + 1.25");
-    let answer = run_json(tally(dir.path()).args(["query", "revenue", "--from", &from, "--to", &to, "--filter", "country=KR", "--group-by", "item_id"]));
+    let from = (now - chrono::Duration::days(3))
+        .format("%Y-%m-%d")
+        .to_string();
+    let to = (now + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let answer =
+        run_json(tally(dir.path()).args(["query", "revenue", "--from", &from, "--to", &to]));
+    assert_eq!(
+        answer["current_total"].to_string(),
+        "22.25",
+        "10.50 x 2 once (the duplicate is dropped) + 1.25"
+    );
+    let answer = run_json(tally(dir.path()).args([
+        "query",
+        "revenue",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--filter",
+        "country=KR",
+        "--group-by",
+        "item_id",
+    ]));
     assert_eq!(answer["current_total"].to_string(), "21");
     assert_eq!(answer["groups"][0]["group"], "i");
 
-    let out = tally(dir.path()).args(["query", "revenue", "--from", &to, "--to", &from]).output().unwrap();
+    let out = tally(dir.path())
+        .args(["query", "revenue", "--from", &to, "--to", &from])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("must be before"));
 
     let compact = run_json(tally(dir.path()).arg("compact"));
-    assert_eq!(compact["partitions_compacted"], 0, "one file per hour already");
+    assert_eq!(
+        compact["partitions_compacted"], 0,
+        "one file per hour already"
+    );
 }
 
 #[test]
 fn sql_check_passes_the_shipped_files_and_names_a_broken_one() {
     let dir = tempfile::tempdir().unwrap();
     let out = tally(dir.path()).args(["sql", "check"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("ok")).count(), 5);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("ok"))
+            .count(),
+        5
+    );
 
     let sql = dir.path().join("sql");
     std::fs::create_dir(&sql).unwrap();
     std::fs::write(sql.join("avg_price.sql"), "-- name: avg_price\n-- dimensions: country\nSELECT country, AVG(price) AS value FROM events GROUP BY country\n").unwrap();
-    let out = tally(dir.path()).arg("--sql").arg(&sql).args(["sql", "check"]).output().unwrap();
+    let out = tally(dir.path())
+        .arg("--sql")
+        .arg(&sql)
+        .args(["sql", "check"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("avg_price.sql: aggregate AVG cannot merge"), "{stdout}");
+    assert!(
+        stdout.contains("avg_price.sql: aggregate AVG cannot merge"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn demo_then_serve_answers_with_data() {
     let dir = tempfile::tempdir().unwrap();
-    let out = tally(dir.path()).args(["demo", "--days", "3", "--events-per-day", "1500", "--no-serve"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tally(dir.path())
+        .args([
+            "demo",
+            "--days",
+            "3",
+            "--events-per-day",
+            "1500",
+            "--no-serve",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("\"metric\": \"revenue\""), "{stdout}");
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let mut server = tally(dir.path()).args(["serve", "--addr", &addr.to_string(), "--token", "tok"]).stderr(Stdio::null()).spawn().unwrap();
+    let mut server = tally(dir.path())
+        .args(["serve", "--addr", &addr.to_string(), "--token", "tok"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let response = loop {
         match TcpStream::connect(addr) {
@@ -112,7 +208,10 @@ fn demo_then_serve_answers_with_data() {
 #[test]
 fn a_bad_reporting_zone_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let out = tally(dir.path()).args(["--reporting-tz", "Asia/Kolkata", "rollup"]).output().unwrap();
+    let out = tally(dir.path())
+        .args(["--reporting-tz", "Asia/Kolkata", "rollup"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("TALLY_REPORTING_TZ"));
 }

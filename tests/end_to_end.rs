@@ -57,30 +57,56 @@ async fn setup(reporting_tz: Tz) -> Setup {
     let mut oracle = Oracle::default();
     let mut rejected = 0;
     for d in deliveries() {
-        let summary = ingest::ingest_ndjson(&local.storage, &d[..], received()).await.unwrap();
+        let summary = ingest::ingest_ndjson(&local.storage, &d[..], received())
+            .await
+            .unwrap();
         rejected += summary.rejected;
         oracle.add_lines(&d, received());
     }
     assert!(rejected > 0, "the generated traffic has malformed lines");
-    assert_eq!(rejected, oracle.invalid_lines, "ingest and the oracle agree on what is malformed");
-    assert!(oracle.duplicates > 0, "the generated traffic has duplicates");
+    assert_eq!(
+        rejected, oracle.invalid_lines,
+        "ingest and the oracle agree on what is malformed"
+    );
+    assert!(
+        oracle.duplicates > 0,
+        "the generated traffic has duplicates"
+    );
     let report = local.rollup().run_touched(None).await.unwrap();
-    assert_eq!(report.hours_recomputed.len(), 4 * 24, "every hour with events is rolled up");
-    Setup { _dir: dir, local, oracle }
+    assert_eq!(
+        report.hours_recomputed.len(),
+        4 * 24,
+        "every hour with events is rolled up"
+    );
+    Setup {
+        _dir: dir,
+        local,
+        oracle,
+    }
 }
 
 fn service(s: &Setup) -> QueryService {
     s.local.query_service(QueryOptions::default())
 }
 
-fn params(metric: &str, from: &str, to: &str, tz: Option<&str>, interval: Option<&str>, filters: &[(&str, &str)]) -> QueryParams {
+fn params(
+    metric: &str,
+    from: &str,
+    to: &str,
+    tz: Option<&str>,
+    interval: Option<&str>,
+    filters: &[(&str, &str)],
+) -> QueryParams {
     QueryParams {
         metric: metric.into(),
         from: Some(from.into()),
         to: Some(to.into()),
         tz: tz.map(Into::into),
         interval: interval.map(Into::into),
-        filters: filters.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        filters: filters
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..Default::default()
     }
 }
@@ -90,28 +116,73 @@ fn params(metric: &str, from: &str, to: &str, tz: Option<&str>, interval: Option
 fn assert_value(what: &str, metric: &str, got: Decimal, want: Decimal, approximate_allowed: bool) {
     if metric == "visitors" && approximate_allowed {
         let tolerance = (want * Decimal::new(2, 2)).max(Decimal::ONE);
-        assert!((got - want).abs() <= tolerance, "{what}: {got} is not within 2% of {want}");
+        assert!(
+            (got - want).abs() <= tolerance,
+            "{what}: {got} is not within 2% of {want}"
+        );
     } else {
         assert_eq!(got, want, "{what}");
     }
 }
 
 /// Checks totals, change rate and series of `r` against the oracle for the expected windows.
-fn check(o: &Oracle, r: &MetricResponse, current: Window, previous: Window, buckets: &[DateTime<Utc>], filters: &[(&str, &str)]) {
+fn check(
+    o: &Oracle,
+    r: &MetricResponse,
+    current: Window,
+    previous: Window,
+    buckets: &[DateTime<Utc>],
+    filters: &[(&str, &str)],
+) {
     let m = r.metric.as_str();
     let tz: Tz = r.tz.parse().unwrap();
     let fmt = |t: DateTime<Utc>| t.with_timezone(&tz).to_rfc3339();
-    assert_eq!((r.range.from.clone(), r.range.to.clone()), (fmt(current.0), fmt(current.1)), "{m} range");
-    assert_eq!((r.previous_range.from.clone(), r.previous_range.to.clone()), (fmt(previous.0), fmt(previous.1)), "{m} previous range");
+    assert_eq!(
+        (r.range.from.clone(), r.range.to.clone()),
+        (fmt(current.0), fmt(current.1)),
+        "{m} range"
+    );
+    assert_eq!(
+        (r.previous_range.from.clone(), r.previous_range.to.clone()),
+        (fmt(previous.0), fmt(previous.1)),
+        "{m} previous range"
+    );
     let cur = o.value(m, current, filters);
     let prev = o.value(m, previous, filters);
     let all = o.value(m, (utc(2000, 1, 1, 0), utc(2100, 1, 1, 0)), filters);
-    assert!(!cur.is_zero(), "{m}: the oracle sees data in the range, so the check is not vacuous");
-    assert_value(&format!("{m} current_total"), m, r.current_total, cur, r.approximate);
-    assert_value(&format!("{m} previous_total"), m, r.previous_total, prev, r.approximate);
+    assert!(
+        !cur.is_zero(),
+        "{m}: the oracle sees data in the range, so the check is not vacuous"
+    );
+    assert_value(
+        &format!("{m} current_total"),
+        m,
+        r.current_total,
+        cur,
+        r.approximate,
+    );
+    assert_value(
+        &format!("{m} previous_total"),
+        m,
+        r.previous_total,
+        prev,
+        r.approximate,
+    );
     assert_value(&format!("{m} total"), m, r.total, all, r.approximate);
-    let expected_rate = if prev.is_zero() { None } else { Some(((r.current_total - r.previous_total) / r.previous_total * Decimal::ONE_HUNDRED).round_dp(4)) };
-    assert_eq!(r.change_rate.map(|x| Decimal::try_from(x).unwrap().round_dp(4)), expected_rate, "{m} change_rate");
+    let expected_rate = if prev.is_zero() {
+        None
+    } else {
+        Some(
+            ((r.current_total - r.previous_total) / r.previous_total * Decimal::ONE_HUNDRED)
+                .round_dp(4),
+        )
+    };
+    assert_eq!(
+        r.change_rate
+            .map(|x| Decimal::try_from(x).unwrap().round_dp(4)),
+        expected_rate,
+        "{m} change_rate"
+    );
     let starts: Vec<String> = r.series.iter().map(|p| p.start.clone()).collect();
     let want_starts: Vec<String> = buckets.iter().map(|t| fmt(*t)).collect();
     assert_eq!(starts, want_starts, "{m} series buckets");
@@ -119,7 +190,13 @@ fn check(o: &Oracle, r: &MetricResponse, current: Window, previous: Window, buck
     bounds.push(current.1);
     for (i, p) in r.series.iter().enumerate() {
         let want = o.value(m, (bounds[i], bounds[i + 1]), filters);
-        assert_value(&format!("{m} series[{i}] {}", p.start), m, p.value, want, r.approximate);
+        assert_value(
+            &format!("{m} series[{i}] {}", p.start),
+            m,
+            p.value,
+            want,
+            r.approximate,
+        );
     }
 }
 
@@ -134,14 +211,27 @@ fn hours(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
 }
 
 fn local_days(tz: Tz, from: NaiveDate, to: NaiveDate) -> Vec<DateTime<Utc>> {
-    from.iter_days().take_while(|d| *d < to).map(|d| tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap()).unwrap().with_timezone(&Utc)).collect()
+    from.iter_days()
+        .take_while(|d| *d < to)
+        .map(|d| {
+            tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap())
+                .unwrap()
+                .with_timezone(&Utc)
+        })
+        .collect()
 }
 
 fn date(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 8, d).unwrap()
 }
 
-const METRICS: [&str; 5] = ["visitors", "sign_ins", "content_views", "purchases", "revenue"];
+const METRICS: [&str; 5] = [
+    "visitors",
+    "sign_ins",
+    "content_views",
+    "purchases",
+    "revenue",
+];
 
 #[tokio::test]
 async fn every_metric_matches_the_oracle_in_utc_and_seoul_with_and_without_filters() {
@@ -152,44 +242,186 @@ async fn every_metric_matches_the_oracle_in_utc_and_seoul_with_and_without_filte
 
     for m in METRICS {
         // Two whole UTC days; the default interval for two days is hourly.
-        let r = svc.query(&params(m, "2026-08-25", "2026-08-27", None, None, &[]), now).await.unwrap();
+        let r = svc
+            .query(&params(m, "2026-08-25", "2026-08-27", None, None, &[]), now)
+            .await
+            .unwrap();
         assert!(!r.clipped);
-        check(&s.oracle, &r, (utc(2026, 8, 25, 0), utc(2026, 8, 27, 0)), (utc(2026, 8, 23, 0), utc(2026, 8, 25, 0)), &hours(utc(2026, 8, 25, 0), utc(2026, 8, 27, 0)), &[]);
+        check(
+            &s.oracle,
+            &r,
+            (utc(2026, 8, 25, 0), utc(2026, 8, 27, 0)),
+            (utc(2026, 8, 23, 0), utc(2026, 8, 25, 0)),
+            &hours(utc(2026, 8, 25, 0), utc(2026, 8, 27, 0)),
+            &[],
+        );
 
         // The same dates in Seoul, daily: days composed of UTC hours.
-        let r = svc.query(&params(m, "2026-08-25", "2026-08-27", Some("Asia/Seoul"), Some("day"), &[]), now).await.unwrap();
-        check(&s.oracle, &r, (utc(2026, 8, 24, 15), utc(2026, 8, 26, 15)), (utc(2026, 8, 22, 15), utc(2026, 8, 24, 15)), &local_days(seoul, date(25), date(27)), &[]);
+        let r = svc
+            .query(
+                &params(
+                    m,
+                    "2026-08-25",
+                    "2026-08-27",
+                    Some("Asia/Seoul"),
+                    Some("day"),
+                    &[],
+                ),
+                now,
+            )
+            .await
+            .unwrap();
+        check(
+            &s.oracle,
+            &r,
+            (utc(2026, 8, 24, 15), utc(2026, 8, 26, 15)),
+            (utc(2026, 8, 22, 15), utc(2026, 8, 24, 15)),
+            &local_days(seoul, date(25), date(27)),
+            &[],
+        );
 
         // An RFC 3339 range with an offset.
-        let r = svc.query(&params(m, "2026-08-25T14:00:00+09:00", "2026-08-26T02:00:00+09:00", None, None, &[]), now).await.unwrap();
-        check(&s.oracle, &r, (utc(2026, 8, 25, 5), utc(2026, 8, 25, 17)), (utc(2026, 8, 24, 17), utc(2026, 8, 25, 5)), &hours(utc(2026, 8, 25, 5), utc(2026, 8, 25, 17)), &[]);
+        let r = svc
+            .query(
+                &params(
+                    m,
+                    "2026-08-25T14:00:00+09:00",
+                    "2026-08-26T02:00:00+09:00",
+                    None,
+                    None,
+                    &[],
+                ),
+                now,
+            )
+            .await
+            .unwrap();
+        check(
+            &s.oracle,
+            &r,
+            (utc(2026, 8, 25, 5), utc(2026, 8, 25, 17)),
+            (utc(2026, 8, 24, 17), utc(2026, 8, 25, 5)),
+            &hours(utc(2026, 8, 25, 5), utc(2026, 8, 25, 17)),
+            &[],
+        );
     }
 
     // Filters on each metric's first dimension, in both zones.
-    for (m, filter) in [("visitors", ("country", "KR")), ("sign_ins", ("browser", "Chrome")), ("content_views", ("content_id", "content-000")), ("purchases", ("item_id", "item-pro")), ("revenue", ("country", "US"))] {
-        let r = svc.query(&params(m, "2026-08-24", "2026-08-27", None, Some("day"), &[filter]), now).await.unwrap();
-        check(&s.oracle, &r, (utc(2026, 8, 24, 0), utc(2026, 8, 27, 0)), (utc(2026, 8, 21, 0), utc(2026, 8, 24, 0)), &local_days(Tz::UTC, date(24), date(27)), &[filter]);
-        let r = svc.query(&params(m, "2026-08-25", "2026-08-27", Some("Asia/Seoul"), Some("day"), &[filter]), now).await.unwrap();
-        check(&s.oracle, &r, (utc(2026, 8, 24, 15), utc(2026, 8, 26, 15)), (utc(2026, 8, 22, 15), utc(2026, 8, 24, 15)), &local_days(seoul, date(25), date(27)), &[filter]);
+    for (m, filter) in [
+        ("visitors", ("country", "KR")),
+        ("sign_ins", ("browser", "Chrome")),
+        ("content_views", ("content_id", "content-000")),
+        ("purchases", ("item_id", "item-pro")),
+        ("revenue", ("country", "US")),
+    ] {
+        let r = svc
+            .query(
+                &params(m, "2026-08-24", "2026-08-27", None, Some("day"), &[filter]),
+                now,
+            )
+            .await
+            .unwrap();
+        check(
+            &s.oracle,
+            &r,
+            (utc(2026, 8, 24, 0), utc(2026, 8, 27, 0)),
+            (utc(2026, 8, 21, 0), utc(2026, 8, 24, 0)),
+            &local_days(Tz::UTC, date(24), date(27)),
+            &[filter],
+        );
+        let r = svc
+            .query(
+                &params(
+                    m,
+                    "2026-08-25",
+                    "2026-08-27",
+                    Some("Asia/Seoul"),
+                    Some("day"),
+                    &[filter],
+                ),
+                now,
+            )
+            .await
+            .unwrap();
+        check(
+            &s.oracle,
+            &r,
+            (utc(2026, 8, 24, 15), utc(2026, 8, 26, 15)),
+            (utc(2026, 8, 22, 15), utc(2026, 8, 24, 15)),
+            &local_days(seoul, date(25), date(27)),
+            &[filter],
+        );
     }
     // Two filters at once.
     let two = [("country", "KR"), ("browser", "Chrome")];
-    let r = svc.query(&params("visitors", "2026-08-24", "2026-08-27", None, Some("day"), &two), now).await.unwrap();
-    check(&s.oracle, &r, (utc(2026, 8, 24, 0), utc(2026, 8, 27, 0)), (utc(2026, 8, 21, 0), utc(2026, 8, 24, 0)), &local_days(Tz::UTC, date(24), date(27)), &two);
+    let r = svc
+        .query(
+            &params(
+                "visitors",
+                "2026-08-24",
+                "2026-08-27",
+                None,
+                Some("day"),
+                &two,
+            ),
+            now,
+        )
+        .await
+        .unwrap();
+    check(
+        &s.oracle,
+        &r,
+        (utc(2026, 8, 24, 0), utc(2026, 8, 27, 0)),
+        (utc(2026, 8, 21, 0), utc(2026, 8, 24, 0)),
+        &local_days(Tz::UTC, date(24), date(27)),
+        &two,
+    );
 }
 
 #[tokio::test]
 async fn a_single_stored_period_is_exact_for_distinct_counts() {
     let s = setup(Tz::UTC).await;
     let svc = service(&s);
-    let r = svc.query(&params("visitors", "2026-08-25", "2026-08-26", None, None, &[]), utc(2026, 9, 1, 0)).await.unwrap();
+    let r = svc
+        .query(
+            &params("visitors", "2026-08-25", "2026-08-26", None, None, &[]),
+            utc(2026, 9, 1, 0),
+        )
+        .await
+        .unwrap();
     // Current and previous are one stored day each, the total one stored month, the series single hours.
     assert!(!r.approximate, "nothing here needs a sketch merge");
-    check(&s.oracle, &r, (utc(2026, 8, 25, 0), utc(2026, 8, 26, 0)), (utc(2026, 8, 24, 0), utc(2026, 8, 25, 0)), &hours(utc(2026, 8, 25, 0), utc(2026, 8, 26, 0)), &[]);
+    check(
+        &s.oracle,
+        &r,
+        (utc(2026, 8, 25, 0), utc(2026, 8, 26, 0)),
+        (utc(2026, 8, 24, 0), utc(2026, 8, 25, 0)),
+        &hours(utc(2026, 8, 25, 0), utc(2026, 8, 26, 0)),
+        &[],
+    );
     // Three days merge three day sketches.
-    let r = svc.query(&params("visitors", "2026-08-24", "2026-08-27", None, Some("day"), &[]), utc(2026, 9, 1, 0)).await.unwrap();
+    let r = svc
+        .query(
+            &params(
+                "visitors",
+                "2026-08-24",
+                "2026-08-27",
+                None,
+                Some("day"),
+                &[],
+            ),
+            utc(2026, 9, 1, 0),
+        )
+        .await
+        .unwrap();
     assert!(r.approximate);
-    check(&s.oracle, &r, (utc(2026, 8, 24, 0), utc(2026, 8, 27, 0)), (utc(2026, 8, 21, 0), utc(2026, 8, 24, 0)), &local_days(Tz::UTC, date(24), date(27)), &[]);
+    check(
+        &s.oracle,
+        &r,
+        (utc(2026, 8, 24, 0), utc(2026, 8, 27, 0)),
+        (utc(2026, 8, 21, 0), utc(2026, 8, 24, 0)),
+        &local_days(Tz::UTC, date(24), date(27)),
+        &[],
+    );
 }
 
 #[tokio::test]
@@ -197,13 +429,49 @@ async fn a_reporting_zone_builds_its_own_days_and_they_are_exact() {
     let seoul: Tz = "Asia/Seoul".parse().unwrap();
     let s = setup(seoul).await;
     let svc = service(&s);
-    let r = svc.query(&params("visitors", "2026-08-25", "2026-08-26", None, Some("day"), &[]), utc(2026, 9, 1, 0)).await.unwrap();
+    let r = svc
+        .query(
+            &params(
+                "visitors",
+                "2026-08-25",
+                "2026-08-26",
+                None,
+                Some("day"),
+                &[],
+            ),
+            utc(2026, 9, 1, 0),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.tz, "Asia/Seoul");
-    check(&s.oracle, &r, (utc(2026, 8, 24, 15), utc(2026, 8, 25, 15)), (utc(2026, 8, 23, 15), utc(2026, 8, 24, 15)), &local_days(seoul, date(25), date(26)), &[]);
-    assert!(!r.approximate, "one Seoul day is one stored period when Seoul is the reporting zone");
+    check(
+        &s.oracle,
+        &r,
+        (utc(2026, 8, 24, 15), utc(2026, 8, 25, 15)),
+        (utc(2026, 8, 23, 15), utc(2026, 8, 24, 15)),
+        &local_days(seoul, date(25), date(26)),
+        &[],
+    );
+    assert!(
+        !r.approximate,
+        "one Seoul day is one stored period when Seoul is the reporting zone"
+    );
     for m in METRICS {
-        let r = svc.query(&params(m, "2026-08-24", "2026-08-27", None, Some("day"), &[]), utc(2026, 9, 1, 0)).await.unwrap();
-        check(&s.oracle, &r, (utc(2026, 8, 23, 15), utc(2026, 8, 26, 15)), (utc(2026, 8, 20, 15), utc(2026, 8, 23, 15)), &local_days(seoul, date(24), date(27)), &[]);
+        let r = svc
+            .query(
+                &params(m, "2026-08-24", "2026-08-27", None, Some("day"), &[]),
+                utc(2026, 9, 1, 0),
+            )
+            .await
+            .unwrap();
+        check(
+            &s.oracle,
+            &r,
+            (utc(2026, 8, 23, 15), utc(2026, 8, 26, 15)),
+            (utc(2026, 8, 20, 15), utc(2026, 8, 23, 15)),
+            &local_days(seoul, date(24), date(27)),
+            &[],
+        );
     }
 }
 
@@ -213,10 +481,23 @@ async fn a_range_past_now_is_clipped_on_both_sides() {
     let svc = service(&s);
     let now = utc(2026, 8, 27, 3) + Duration::minutes(30);
     for m in METRICS {
-        let r = svc.query(&params(m, "2026-08-26", "2026-08-28", None, Some("day"), &[]), now).await.unwrap();
+        let r = svc
+            .query(
+                &params(m, "2026-08-26", "2026-08-28", None, Some("day"), &[]),
+                now,
+            )
+            .await
+            .unwrap();
         assert!(r.clipped);
         // 27 complete hours have elapsed since from; the previous range gets the same 27 hours.
-        check(&s.oracle, &r, (utc(2026, 8, 26, 0), utc(2026, 8, 27, 3)), (utc(2026, 8, 24, 0), utc(2026, 8, 25, 3)), &[utc(2026, 8, 26, 0), utc(2026, 8, 27, 0)], &[]);
+        check(
+            &s.oracle,
+            &r,
+            (utc(2026, 8, 26, 0), utc(2026, 8, 27, 3)),
+            (utc(2026, 8, 24, 0), utc(2026, 8, 25, 3)),
+            &[utc(2026, 8, 26, 0), utc(2026, 8, 27, 0)],
+            &[],
+        );
     }
 }
 
@@ -225,7 +506,11 @@ async fn group_by_matches_the_oracle_per_group() {
     let s = setup(Tz::UTC).await;
     let svc = service(&s);
     let now = utc(2026, 9, 1, 0);
-    for (m, by, filters) in [("sign_ins", "browser", vec![("country", "KR")]), ("revenue", "item_id", vec![]), ("visitors", "country", vec![])] {
+    for (m, by, filters) in [
+        ("sign_ins", "browser", vec![("country", "KR")]),
+        ("revenue", "item_id", vec![]),
+        ("visitors", "country", vec![]),
+    ] {
         let mut p = params(m, "2026-08-25", "2026-08-27", None, Some("day"), &filters);
         p.group_by = Some(by.into());
         p.limit = Some("3".into());
@@ -233,17 +518,40 @@ async fn group_by_matches_the_oracle_per_group() {
         let groups = r.groups.as_ref().unwrap();
         let cur = (utc(2026, 8, 25, 0), utc(2026, 8, 27, 0));
         let prev = (utc(2026, 8, 23, 0), utc(2026, 8, 25, 0));
-        let mut want: Vec<(Decimal, String)> = s.oracle.groups(m, by, cur, &filters).into_iter().map(|(k, v)| (v, k)).collect();
+        let mut want: Vec<(Decimal, String)> = s
+            .oracle
+            .groups(m, by, cur, &filters)
+            .into_iter()
+            .map(|(k, v)| (v, k))
+            .collect();
         want.sort_by(|a, b| b.cmp(a));
         assert_eq!(groups.len(), 3, "{m} by {by}: limited to 3");
         for (g, (want_value, _)) in groups.iter().zip(&want) {
             let key = g.group.clone().unwrap();
             let mut f = filters.clone();
             f.push((by, key.as_str()));
-            assert_value(&format!("{m} {key} current"), m, g.current_total, s.oracle.value(m, cur, &f), g.approximate);
-            assert_value(&format!("{m} {key} previous"), m, g.previous_total, s.oracle.value(m, prev, &f), g.approximate);
+            assert_value(
+                &format!("{m} {key} current"),
+                m,
+                g.current_total,
+                s.oracle.value(m, cur, &f),
+                g.approximate,
+            );
+            assert_value(
+                &format!("{m} {key} previous"),
+                m,
+                g.previous_total,
+                s.oracle.value(m, prev, &f),
+                g.approximate,
+            );
             // Largest first: each group's value is the oracle's value at the same rank.
-            assert_value(&format!("{m} rank of {key}"), m, g.current_total, *want_value, g.approximate);
+            assert_value(
+                &format!("{m} rank of {key}"),
+                m,
+                g.current_total,
+                *want_value,
+                g.approximate,
+            );
         }
     }
 }
@@ -255,17 +563,34 @@ async fn ingesting_the_same_file_twice_changes_no_number() {
     let now = utc(2026, 9, 1, 0);
     let mut before = Vec::new();
     for m in METRICS {
-        let mut r = svc.query(&params(m, "2026-08-23", "2026-08-28", None, Some("day"), &[]), now).await.unwrap();
+        let mut r = svc
+            .query(
+                &params(m, "2026-08-23", "2026-08-28", None, Some("day"), &[]),
+                now,
+            )
+            .await
+            .unwrap();
         r.as_of = None;
         before.push(r);
     }
     let first = deliveries().remove(0);
-    let summary = ingest::ingest_ndjson(&s.local.storage, &first[..], received()).await.unwrap();
+    let summary = ingest::ingest_ndjson(&s.local.storage, &first[..], received())
+        .await
+        .unwrap();
     assert!(summary.accepted > 0);
     let report = s.local.rollup().run_touched(None).await.unwrap();
-    assert!(!report.hours_recomputed.is_empty(), "the re-ingest touched hours, which were recomputed");
+    assert!(
+        !report.hours_recomputed.is_empty(),
+        "the re-ingest touched hours, which were recomputed"
+    );
     for (m, old) in METRICS.iter().zip(before) {
-        let mut r = svc.query(&params(m, "2026-08-23", "2026-08-28", None, Some("day"), &[]), now).await.unwrap();
+        let mut r = svc
+            .query(
+                &params(m, "2026-08-23", "2026-08-28", None, Some("day"), &[]),
+                now,
+            )
+            .await
+            .unwrap();
         r.as_of = None;
         assert_eq!(r, old, "{m} changed after ingesting a file again");
     }
@@ -288,20 +613,51 @@ async fn late_events_recompute_only_their_hours() {
         r#"{"event_id":"late-bad","event_type":"purchase","occurred_at":"2026-08-24T04:00:00Z","price":"abc"}"#,
     ]
     .join("\n");
-    let before = svc.query(&params("revenue", "2026-08-24", "2026-08-25", None, None, &[]), now).await.unwrap();
-    let summary = ingest::ingest_ndjson(&s.local.storage, late.as_bytes(), received()).await.unwrap();
+    let before = svc
+        .query(
+            &params("revenue", "2026-08-24", "2026-08-25", None, None, &[]),
+            now,
+        )
+        .await
+        .unwrap();
+    let summary = ingest::ingest_ndjson(&s.local.storage, late.as_bytes(), received())
+        .await
+        .unwrap();
     assert_eq!((summary.accepted, summary.rejected), (4, 1));
     s.oracle.add_lines(late.as_bytes(), received());
 
     let report = s.local.rollup().run_touched(None).await.unwrap();
-    assert_eq!(report.hours_recomputed, vec![utc(2026, 8, 24, 3), utc(2026, 8, 24, 4)], "exactly the late events' hours");
+    assert_eq!(
+        report.hours_recomputed,
+        vec![utc(2026, 8, 24, 3), utc(2026, 8, 24, 4)],
+        "exactly the late events' hours"
+    );
     assert_eq!((report.days_rebuilt, report.months_rebuilt), (1, 1));
 
-    let after = svc.query(&params("revenue", "2026-08-24", "2026-08-25", None, None, &[]), now).await.unwrap();
-    assert_eq!(after.current_total - before.current_total, "59.97".parse::<Decimal>().unwrap());
+    let after = svc
+        .query(
+            &params("revenue", "2026-08-24", "2026-08-25", None, None, &[]),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        after.current_total - before.current_total,
+        "59.97".parse::<Decimal>().unwrap()
+    );
     for m in METRICS {
-        let r = svc.query(&params(m, "2026-08-24", "2026-08-25", None, None, &[]), now).await.unwrap();
-        check(&s.oracle, &r, (utc(2026, 8, 24, 0), utc(2026, 8, 25, 0)), (utc(2026, 8, 23, 0), utc(2026, 8, 24, 0)), &hours(utc(2026, 8, 24, 0), utc(2026, 8, 25, 0)), &[]);
+        let r = svc
+            .query(&params(m, "2026-08-24", "2026-08-25", None, None, &[]), now)
+            .await
+            .unwrap();
+        check(
+            &s.oracle,
+            &r,
+            (utc(2026, 8, 24, 0), utc(2026, 8, 25, 0)),
+            (utc(2026, 8, 23, 0), utc(2026, 8, 24, 0)),
+            &hours(utc(2026, 8, 24, 0), utc(2026, 8, 25, 0)),
+            &[],
+        );
     }
 }
 
@@ -313,18 +669,38 @@ async fn compaction_changes_no_number() {
     let files_before = s.local.storage.list("events").await.unwrap().len();
     let mut before = BTreeMap::new();
     for m in METRICS {
-        let mut r = svc.query(&params(m, "2026-08-23", "2026-08-28", None, Some("day"), &[]), now).await.unwrap();
+        let mut r = svc
+            .query(
+                &params(m, "2026-08-23", "2026-08-28", None, Some("day"), &[]),
+                now,
+            )
+            .await
+            .unwrap();
         r.as_of = None;
         before.insert(m, r);
     }
-    let report = s.local.storage.compact(end() + Duration::hours(1)).await.unwrap();
-    assert!(report.partitions_compacted > 0 && report.duplicates_dropped > 0, "{report:?}");
+    let report = s
+        .local
+        .storage
+        .compact(end() + Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(
+        report.partitions_compacted > 0 && report.duplicates_dropped > 0,
+        "{report:?}"
+    );
     let files_after = s.local.storage.list("events").await.unwrap().len();
     assert!(files_after < files_before);
     assert_eq!(files_after, 4 * 24, "one file per hour");
     s.local.rollup().run_full(None, None, None).await.unwrap();
     for m in METRICS {
-        let mut r = svc.query(&params(m, "2026-08-23", "2026-08-28", None, Some("day"), &[]), now).await.unwrap();
+        let mut r = svc
+            .query(
+                &params(m, "2026-08-23", "2026-08-28", None, Some("day"), &[]),
+                now,
+            )
+            .await
+            .unwrap();
         r.as_of = None;
         assert_eq!(r, before[m], "{m} changed after compaction");
     }

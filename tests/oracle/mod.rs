@@ -29,14 +29,32 @@ pub struct Oracle {
     pub duplicates: usize,
 }
 
-const STRING_FIELDS: [&str; 10] = ["user_id", "session_id", "correlation_id", "service", "country", "browser", "device", "item_id", "content_id", "currency"];
+const STRING_FIELDS: [&str; 10] = [
+    "user_id",
+    "session_id",
+    "correlation_id",
+    "service",
+    "country",
+    "browser",
+    "device",
+    "item_id",
+    "content_id",
+    "currency",
+];
 
 fn valid(v: &Value, received: DateTime<Utc>) -> Option<Ev> {
     let o = v.as_object()?;
-    let text = |k: &str| o.get(k).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(str::to_string);
+    let text = |k: &str| {
+        o.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_string)
+    };
     let id = text("event_id")?;
     let kind = text("event_type")?;
-    let at = DateTime::parse_from_rfc3339(&text("occurred_at")?).ok()?.with_timezone(&Utc);
+    let at = DateTime::parse_from_rfc3339(&text("occurred_at")?)
+        .ok()?
+        .with_timezone(&Utc);
     if at > received + Duration::minutes(5) {
         return None;
     }
@@ -64,7 +82,14 @@ fn valid(v: &Value, received: DateTime<Utc>) -> Option<Ev> {
         None | Some(Value::Null) => None,
         Some(q) => Some(q.as_i64()?),
     };
-    Some(Ev { id, kind, at, fields, price, quantity })
+    Some(Ev {
+        id,
+        kind,
+        at,
+        fields,
+        price,
+        quantity,
+    })
 }
 
 impl Oracle {
@@ -95,18 +120,30 @@ impl Oracle {
         }
     }
 
-    fn matching<'a>(&'a self, w: Window, filters: &'a [(&'a str, &'a str)]) -> impl Iterator<Item = &'a Ev> + 'a {
+    fn matching<'a>(
+        &'a self,
+        w: Window,
+        filters: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = &'a Ev> + 'a {
         self.events
             .iter()
             .filter(move |e| e.at >= w.0 && e.at < w.1)
-            .filter(move |e| filters.iter().all(|(k, v)| e.fields.get(*k).map(String::as_str) == Some(*v)))
+            .filter(move |e| {
+                filters
+                    .iter()
+                    .all(|(k, v)| e.fields.get(*k).map(String::as_str) == Some(*v))
+            })
     }
 
     /// The metric over events in `w` matching every `dimension = value` filter.
     pub fn value(&self, metric: &str, w: Window, filters: &[(&str, &str)]) -> Decimal {
         let evs = self.matching(w, filters);
         match metric {
-            "visitors" => Decimal::from(evs.filter_map(|e| e.fields.get("user_id")).collect::<BTreeSet<_>>().len()),
+            "visitors" => Decimal::from(
+                evs.filter_map(|e| e.fields.get("user_id"))
+                    .collect::<BTreeSet<_>>()
+                    .len(),
+            ),
             "sign_ins" => Decimal::from(evs.filter(|e| e.kind == "sign-in").count()),
             "content_views" => Decimal::from(evs.filter(|e| e.kind == "play-content").count()),
             "purchases" => Decimal::from(evs.filter(|e| e.kind == "purchase").count()),
@@ -119,8 +156,17 @@ impl Oracle {
     }
 
     /// The metric per value of dimension `by` (events without a value left out).
-    pub fn groups(&self, metric: &str, by: &str, w: Window, filters: &[(&str, &str)]) -> BTreeMap<String, Decimal> {
-        let keys: BTreeSet<String> = self.matching(w, filters).filter_map(|e| e.fields.get(by).cloned()).collect();
+    pub fn groups(
+        &self,
+        metric: &str,
+        by: &str,
+        w: Window,
+        filters: &[(&str, &str)],
+    ) -> BTreeMap<String, Decimal> {
+        let keys: BTreeSet<String> = self
+            .matching(w, filters)
+            .filter_map(|e| e.fields.get(by).cloned())
+            .collect();
         keys.into_iter()
             .map(|k| {
                 let mut f = filters.to_vec();
