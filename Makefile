@@ -5,16 +5,23 @@ DATA ?= demo-data
 DAYS ?= 30
 ADDR ?= 127.0.0.1:8080
 
+VENV ?= .venv
+
 .PHONY: demo test fmt lint sql-check clean-demo
 
 ## Generate 30 days of realistic events, ingest, roll up, print a sample answer, serve the API on $(ADDR).
 demo:
 	$(CARGO) run --quiet -- --data $(DATA) demo --days $(DAYS) --addr $(ADDR)
 
-## Run every test (unit, end-to-end against the oracle, API, CLI, published contracts).
-test:
+## Run every test (unit, end-to-end against the oracle, API, CLI, contracts, AWS over the moto emulator).
+test: $(VENV)/bin/moto_server
 	$(CARGO) fmt --all -- --check
-	$(CARGO) test --workspace --no-fail-fast
+	VENV=$(VENV) tests/support/with-moto.sh $(CARGO) test --workspace --no-fail-fast
+
+## The S3/SQS/DynamoDB emulator for the tests, in a local virtualenv.
+$(VENV)/bin/moto_server:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6'
 
 ## Plan every metric in sql/ against the event schema.
 sql-check:

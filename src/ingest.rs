@@ -104,3 +104,114 @@ pub async fn ingest_ndjson(
     }
     Ok(summary)
 }
+
+/// One queued message: its id (for partial batch failures) and body.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: String,
+    pub body: Vec<u8>,
+}
+
+/// What became of a batch of messages.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct MessagesOutcome {
+    pub summary: IngestSummary,
+    /// Ids of messages some of whose data could not be written durably: redeliver these.
+    pub failed: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct SnsEnvelope {
+    #[serde(rename = "Type")]
+    kind: String,
+    #[serde(rename = "Message")]
+    message: String,
+}
+
+/// The events of a message body, unwrapping an SNS notification (SNS to SQS fan-out) when it is one.
+pub fn message_payload(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if body.windows(10).any(|w| w == b"\"TopicArn\"") {
+        if let Ok(env) = serde_json::from_slice::<SnsEnvelope>(body) {
+            if env.kind == "Notification" {
+                return std::borrow::Cow::Owned(env.message.into_bytes());
+            }
+        }
+    }
+    std::borrow::Cow::Borrowed(body)
+}
+
+/// Ingests a batch of messages. Malformed content is quarantined and acknowledged (a poison message
+/// must not loop); a message is reported failed only when some of its data could not be written.
+pub async fn ingest_messages(
+    storage: &Storage,
+    messages: &[Message],
+    received_at: DateTime<Utc>,
+) -> MessagesOutcome {
+    let parsed: Vec<Parsed> = messages
+        .iter()
+        .map(|m| crate::contract::parse_message(&message_payload(&m.body), received_at))
+        .collect();
+    let mut failed = vec![false; messages.len()];
+    let mut by_hour: BTreeMap<DateTime<Utc>, (Vec<&Event>, Vec<usize>)> = BTreeMap::new();
+    for (i, p) in parsed.iter().enumerate() {
+        for e in &p.events {
+            let slot = by_hour.entry(floor_hour(e.occurred_at)).or_default();
+            slot.0.push(e);
+            if slot.1.last() != Some(&i) {
+                slot.1.push(i);
+            }
+        }
+    }
+    let mut summary = IngestSummary::default();
+    let mut written = Vec::new();
+    for (hour, (mut events, sources)) in by_hour {
+        match storage.write_hour(hour, &mut events).await {
+            Ok(path) => written.push((hour, path, sources)),
+            Err(e) => {
+                tracing::warn!(%hour, error = %e, "writing events failed; their messages will be redelivered");
+                sources.iter().for_each(|i| failed[*i] = true);
+            }
+        }
+    }
+    let rejected: Vec<_> = parsed
+        .iter()
+        .flat_map(|p| p.rejected.iter().cloned())
+        .collect();
+    match storage.write_quarantine(&rejected).await {
+        Ok(path) => summary.quarantined_to.extend(path.map(|p| p.to_string())),
+        Err(e) => {
+            tracing::warn!(error = %e, "writing quarantine failed; those messages will be redelivered");
+            parsed
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| !p.rejected.is_empty())
+                .for_each(|(i, _)| failed[i] = true);
+        }
+    }
+    for (hour, path, sources) in &written {
+        match storage
+            .mark_touched(*hour, &content_hash([path.as_ref().as_bytes()]))
+            .await
+        {
+            Ok(()) => summary.hours_touched.push(*hour),
+            Err(e) => {
+                tracing::warn!(%hour, error = %e, "marking the hour failed; its messages will be redelivered");
+                sources.iter().for_each(|i| failed[*i] = true);
+            }
+        }
+    }
+    summary.files_written = written.len();
+    for (p, f) in parsed.iter().zip(&failed) {
+        if !f {
+            summary.accepted += p.events.len();
+            summary.rejected += p.rejected.len();
+        }
+    }
+    let failed = messages
+        .iter()
+        .zip(&failed)
+        .filter(|(_, f)| **f)
+        .map(|(m, _)| m.id.clone())
+        .collect();
+    MessagesOutcome { summary, failed }
+}

@@ -9,6 +9,7 @@
 //!
 //! Nothing here knows about Lambda; the CLI and the functions call the same code.
 
+pub mod aws;
 pub mod catalog;
 pub mod config;
 pub mod contract;
@@ -18,11 +19,13 @@ pub mod distinct_state;
 pub mod event_table;
 pub mod http;
 pub mod ingest;
+pub mod jobs;
 pub mod local;
 pub mod measure;
 pub mod period;
 pub mod query;
 pub mod rollup;
+pub mod send;
 pub mod sql_engine;
 pub mod storage;
 pub mod store;

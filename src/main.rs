@@ -85,6 +85,12 @@ enum Command {
     },
     /// Serve the metrics API.
     Serve(ServeArgs),
+    /// Send NDJSON events (files, or standard input) to an SQS queue, several events per message.
+    Send {
+        #[arg(long, env = "TALLY_QUEUE_URL")]
+        queue_url: String,
+        files: Vec<PathBuf>,
+    },
     /// Work with the metric SQL files.
     Sql {
         #[command(subcommand)]
@@ -158,6 +164,9 @@ async fn main() -> Result<()> {
     {
         return sql_check(&catalog).await;
     }
+    if let Command::Send { queue_url, files } = &cli.command {
+        return send(queue_url, files).await;
+    }
     let local = Local::open(&cli.data, catalog, reporting_tz)?;
     match cli.command {
         Command::Ingest { files } => print_json(&ingest_files(&local, &files).await?),
@@ -207,7 +216,7 @@ async fn main() -> Result<()> {
             print_json(&service.query(&params, Utc::now()).await?)
         }
         Command::Serve(args) => serve(&local, args).await,
-        Command::Sql { .. } => unreachable!("handled above"),
+        Command::Sql { .. } | Command::Send { .. } => unreachable!("handled above"),
         Command::Demo {
             days,
             events_per_day,
@@ -236,6 +245,19 @@ async fn ingest_files(local: &Local, files: &[PathBuf]) -> Result<IngestSummary>
         summary.add(ingest_one(local, f).await?);
     }
     Ok(summary)
+}
+
+async fn send(queue_url: &str, files: &[PathBuf]) -> Result<()> {
+    let mut input = Vec::new();
+    if files.is_empty() {
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut input)?;
+    }
+    for f in files {
+        input.extend(std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?);
+        input.push(b'\n');
+    }
+    let client = aws_sdk_sqs::Client::new(&tally::aws::sdk_config().await);
+    print_json(&tally::send::send_ndjson(&client, queue_url, &input).await?)
 }
 
 async fn sql_check(catalog: &Catalog) -> Result<()> {

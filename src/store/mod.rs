@@ -5,6 +5,7 @@
 //! (metric, grain, dimension values, period start).
 
 pub mod contract;
+pub mod dynamodb;
 pub mod memory;
 pub mod sqlite;
 

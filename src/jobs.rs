@@ -1,0 +1,112 @@
+//! Scheduled jobs of the rollup function, as payloads:
+//! `{"job":"rollup"}`, `{"job":"compact"}`, `{"job":"backfill","from":..,"to":..,"metrics":[..]}`.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::rollup::{Rollup, RollupError};
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "job", rename_all = "snake_case")]
+pub enum Job {
+    /// Every hour touched since the last run.
+    Rollup,
+    /// Merge the files of closed hours.
+    Compact {
+        #[serde(default = "default_grace")]
+        grace_hours: i64,
+    },
+    /// Recompute `[from, to)` (dates or RFC 3339, UTC) for all or the named metrics.
+    Backfill {
+        from: String,
+        to: String,
+        #[serde(default)]
+        metrics: Option<Vec<String>>,
+    },
+}
+
+fn default_grace() -> i64 {
+    2
+}
+
+fn parse_utc(field: &str, s: &str) -> Result<DateTime<Utc>, RollupError> {
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight")));
+    }
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            RollupError::Config(format!(
+                "backfill `{field}` must be a date or an RFC 3339 time, got {s:?}"
+            ))
+        })
+}
+
+/// Runs one job; stops between days of work at `deadline`, leaving the rest for the next run.
+pub async fn run(
+    rollup: &Rollup,
+    job: &Job,
+    deadline: Option<Instant>,
+) -> Result<Value, RollupError> {
+    Ok(match job {
+        Job::Rollup => {
+            serde_json::to_value(rollup.run_touched(deadline).await?).expect("report serialises")
+        }
+        Job::Compact { grace_hours } => {
+            let report = rollup
+                .storage
+                .compact(Utc::now() - Duration::hours(*grace_hours))
+                .await?;
+            serde_json::to_value(report).expect("report serialises")
+        }
+        Job::Backfill { from, to, metrics } => {
+            let (from, to) = (parse_utc("from", from)?, parse_utc("to", to)?);
+            if from >= to {
+                return Err(RollupError::Config(
+                    "backfill `from` must be before `to`".into(),
+                ));
+            }
+            let report = rollup
+                .run_full(Some((from, to)), metrics.as_deref(), deadline)
+                .await?;
+            json!({"backfill": report})
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_parse_and_unknown_ones_are_refused() {
+        assert_eq!(
+            serde_json::from_str::<Job>(r#"{"job":"rollup"}"#).unwrap(),
+            Job::Rollup
+        );
+        assert_eq!(
+            serde_json::from_str::<Job>(r#"{"job":"compact"}"#).unwrap(),
+            Job::Compact { grace_hours: 2 }
+        );
+        let b: Job = serde_json::from_str(
+            r#"{"job":"backfill","from":"2026-08-01","to":"2026-08-02","metrics":["visitors"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            b,
+            Job::Backfill {
+                from: "2026-08-01".into(),
+                to: "2026-08-02".into(),
+                metrics: Some(vec!["visitors".into()])
+            }
+        );
+        assert!(serde_json::from_str::<Job>(r#"{"job":"explode"}"#).is_err());
+        assert!(
+            serde_json::from_str::<Job>(r#"{"job":"backfill","from":"2026-08-01"}"#).is_err(),
+            "to is required"
+        );
+    }
+}

@@ -1,0 +1,443 @@
+//! DynamoDB period store.
+//!
+//! Table layout (one table, on-demand):
+//!
+//! | attribute | type | holds |
+//! | --- | --- | --- |
+//! | `pk` (partition key) | S | `{metric}#{grain}#{dims}`: one series, e.g. `visitors#day#{"country":"KR"}` |
+//! | `sk` (sort key) | N | period start, epoch seconds |
+//! | `set_pk` (GSI `by_set` partition key) | S | `{metric}#{grain}#{dim_set}`: every group of one dimension set |
+//! | `dims`, `kind`, `value` | S | the dimension values, `sum` or `distinct`, the exact value as decimal text |
+//! | `sketch` | B | HLL sketch of a distinct count (at most ~8 KiB: far under the 400 KB item limit) |
+//!
+//! A series is one `Query` on `pk` with `sk BETWEEN`; `group_by` is one `Query` on the `by_set` index.
+//! Meta values live under `pk = meta#{key}`, `sk = 0`. Writes are `BatchWriteItem` puts (idempotent
+//! overwrites); unprocessed items are retried here, with backoff, and nowhere else.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, PutRequest, ScalarAttributeType, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+
+use super::{PeriodRow, PeriodStore, StoreError};
+use crate::dims::{dim_set_key, dims_key, parse_dims_key, Dims};
+use crate::measure::Measure;
+use crate::period::Grain;
+
+pub const SET_INDEX: &str = "by_set";
+/// BatchWriteItem takes at most 25 requests.
+const BATCH: usize = 25;
+/// Attempts at writing unprocessed items before giving up with an error.
+const MAX_ATTEMPTS: u32 = 8;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Full error text of an SDK error (its Display is only the outer layer).
+fn sdk(e: impl std::error::Error) -> StoreError {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    StoreError::Backend(format!("dynamodb: {msg}"))
+}
+
+fn series_pk(metric: &str, grain: Grain, dims: &Dims) -> String {
+    format!("{metric}#{grain}#{}", dims_key(dims))
+}
+
+fn set_pk(metric: &str, grain: Grain, dim_set: &str) -> String {
+    format!("{metric}#{grain}#{dim_set}")
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn item_of(row: &PeriodRow) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        (
+            "pk".to_string(),
+            s(series_pk(&row.metric, row.grain, &row.dims)),
+        ),
+        ("sk".to_string(), n(row.start.timestamp())),
+        (
+            "set_pk".to_string(),
+            s(set_pk(
+                &row.metric,
+                row.grain,
+                &dim_set_key(row.dims.keys()),
+            )),
+        ),
+        ("metric".to_string(), s(&row.metric)),
+        ("grain".to_string(), s(row.grain.as_str())),
+        ("dims".to_string(), s(dims_key(&row.dims))),
+    ]);
+    match &row.measure {
+        Measure::Additive(v) => {
+            item.insert("kind".into(), s("sum"));
+            item.insert("value".into(), s(v.to_string()));
+        }
+        Measure::Distinct { exact, sketch } => {
+            item.insert("kind".into(), s("distinct"));
+            item.insert("value".into(), s(exact.to_string()));
+            item.insert(
+                "sketch".into(),
+                AttributeValue::B(Blob::new(sketch.clone())),
+            );
+        }
+    }
+    item
+}
+
+fn row_of(item: &HashMap<String, AttributeValue>) -> Result<PeriodRow, StoreError> {
+    let text = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt(format!("item lacks `{k}`: {item:?}")))
+    };
+    let start: i64 = item
+        .get("sk")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("item lacks a numeric `sk`: {item:?}")))?;
+    let value = text("value")?;
+    let corrupt =
+        |e: String| StoreError::Corrupt(format!("{}: {e}", text("pk").unwrap_or_default()));
+    let measure = match text("kind")?.as_str() {
+        "sum" => Measure::Additive(
+            value
+                .parse()
+                .map_err(|e| corrupt(format!("value {value:?}: {e}")))?,
+        ),
+        "distinct" => Measure::Distinct {
+            exact: value
+                .parse()
+                .map_err(|e| corrupt(format!("value {value:?}: {e}")))?,
+            sketch: item
+                .get("sketch")
+                .and_then(|v| v.as_b().ok())
+                .map(|b| b.as_ref().to_vec())
+                .unwrap_or_default(),
+        },
+        other => return Err(corrupt(format!("unknown kind {other:?}"))),
+    };
+    Ok(PeriodRow {
+        metric: text("metric")?,
+        grain: text("grain")?.parse().map_err(corrupt)?,
+        start: DateTime::from_timestamp(start, 0).ok_or_else(|| corrupt("bad start".into()))?,
+        dims: parse_dims_key(&text("dims")?).map_err(|e| corrupt(e.to_string()))?,
+        measure,
+    })
+}
+
+/// Sends `requests` in batches of 25 through `send`, which returns the unprocessed requests of a
+/// batch, and retries those with exponential backoff.
+pub async fn write_all<F, Fut>(requests: Vec<WriteRequest>, mut send: F) -> Result<(), StoreError>
+where
+    F: FnMut(Vec<WriteRequest>) -> Fut,
+    Fut: Future<Output = Result<Vec<WriteRequest>, StoreError>>,
+{
+    for chunk in requests.chunks(BATCH) {
+        let mut pending = chunk.to_vec();
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            if attempt > 0 {
+                if attempt >= MAX_ATTEMPTS {
+                    return Err(StoreError::Backend(format!(
+                        "dynamodb: {} items still unprocessed after {MAX_ATTEMPTS} attempts",
+                        pending.len()
+                    )));
+                }
+                let wait = Duration::from_millis(25u64 << attempt.min(6));
+                tracing::warn!(
+                    unprocessed = pending.len(),
+                    attempt,
+                    ?wait,
+                    "retrying unprocessed DynamoDB items"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            pending = send(pending).await?;
+            attempt += 1;
+        }
+    }
+    Ok(())
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoStore {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Creates the table with its index (tests and first-time local set-up; Terraform does this on AWS).
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(backend)
+        };
+        let attr = |name: &str, t: ScalarAttributeType| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(t)
+                .build()
+                .map_err(backend)
+        };
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(SET_INDEX)
+            .key_schema(key("set_pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(backend)?;
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .attribute_definitions(attr("pk", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("sk", ScalarAttributeType::N)?)
+            .attribute_definitions(attr("set_pk", ScalarAttributeType::S)?)
+            .global_secondary_indexes(index)
+            .send()
+            .await
+            .map_err(sdk)?;
+        Ok(())
+    }
+
+    async fn query(
+        &self,
+        index: Option<&str>,
+        key_attr: &str,
+        key: String,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<PeriodRow>, StoreError> {
+        if from >= to {
+            return Ok(vec![]);
+        }
+        let mut rows = Vec::new();
+        let mut start_key = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_string))
+                .key_condition_expression("#k = :k AND sk BETWEEN :a AND :b")
+                .expression_attribute_names("#k", key_attr)
+                .expression_attribute_values(":k", s(key.clone()))
+                .expression_attribute_values(":a", n(from.timestamp()))
+                .expression_attribute_values(":b", n(to.timestamp() - 1))
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(sdk)?;
+            for item in out.items() {
+                rows.push(row_of(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start_key = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(rows)
+    }
+}
+
+#[async_trait]
+impl PeriodStore for DynamoStore {
+    async fn put(&self, rows: Vec<PeriodRow>) -> Result<(), StoreError> {
+        // The same key twice in one BatchWriteItem is an error; the last write of a key wins, as in put order.
+        let mut latest: HashMap<(String, i64), &PeriodRow> = HashMap::new();
+        for r in &rows {
+            latest.insert(
+                (series_pk(&r.metric, r.grain, &r.dims), r.start.timestamp()),
+                r,
+            );
+        }
+        let requests: Vec<WriteRequest> = latest
+            .values()
+            .map(|r| {
+                let put = PutRequest::builder()
+                    .set_item(Some(item_of(r)))
+                    .build()
+                    .map_err(backend)?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<_, StoreError>>()?;
+        write_all(requests, |batch| async move {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, batch)
+                .send()
+                .await
+                .map_err(sdk)?;
+            Ok(out
+                .unprocessed_items()
+                .and_then(|m| m.get(&self.table))
+                .cloned()
+                .unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn series(
+        &self,
+        metric: &str,
+        grain: Grain,
+        dims: &Dims,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<PeriodRow>, StoreError> {
+        self.query(None, "pk", series_pk(metric, grain, dims), from, to)
+            .await
+    }
+
+    async fn groups(
+        &self,
+        metric: &str,
+        grain: Grain,
+        dim_set: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<PeriodRow>, StoreError> {
+        self.query(
+            Some(SET_INDEX),
+            "set_pk",
+            set_pk(metric, grain, dim_set),
+            from,
+            to,
+        )
+        .await
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("meta#{key}")))
+            .key("sk", n(0))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk)?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get("value"))
+            .and_then(|v| v.as_s().ok())
+            .cloned())
+    }
+
+    async fn put_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("meta#{key}")))
+            .item("sk", n(0))
+            .item("value", s(value))
+            .send()
+            .await
+            .map_err(sdk)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn request(i: usize) -> WriteRequest {
+        let put = PutRequest::builder()
+            .item("pk", s(format!("k{i}")))
+            .item("sk", n(0))
+            .build()
+            .unwrap();
+        WriteRequest::builder().put_request(put).build()
+    }
+
+    #[tokio::test]
+    async fn unprocessed_items_are_retried_until_written() {
+        let calls = AtomicUsize::new(0);
+        let written = std::sync::Mutex::new(Vec::new());
+        let requests: Vec<_> = (0..60).map(request).collect();
+        write_all(requests, |batch| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            let written = &written;
+            async move {
+                assert!(batch.len() <= BATCH);
+                // Every other call leaves half its items unprocessed.
+                let keep = if n % 2 == 0 {
+                    batch.len().div_ceil(2)
+                } else {
+                    batch.len()
+                };
+                let (done, rest) = batch.split_at(keep);
+                written.lock().unwrap().extend(done.iter().cloned());
+                Ok(rest.to_vec())
+            }
+        })
+        .await
+        .unwrap();
+        let mut keys: Vec<String> = written
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                w.put_request().unwrap().item()["pk"]
+                    .as_s()
+                    .unwrap()
+                    .clone()
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 60, "every item written once in the end");
+        assert!(calls.load(Ordering::SeqCst) > 3, "there were retries");
+    }
+
+    #[tokio::test]
+    async fn gives_up_with_an_error_when_items_never_go_through() {
+        let err = write_all(vec![request(1)], |batch| async move { Ok(batch) })
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("still unprocessed"));
+    }
+}

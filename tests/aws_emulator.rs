@@ -1,0 +1,381 @@
+//! The AWS path over real wire protocols: `tally send` to SQS, the ingest handler fed from received
+//! messages, the rollup handler writing DynamoDB, the api handler answering an API Gateway v2
+//! request; with failing S3 writes and duplicate deliveries. Needs the emulator `make test` starts.
+
+#[path = "support/flaky_store.rs"]
+mod flaky_store;
+#[path = "support/moto.rs"]
+mod moto;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tally::catalog::Catalog;
+use tally::demo::{self, DemoSpec};
+use tally::local::Local;
+use tally::query::{QueryOptions, QueryParams, QueryService};
+use tally::rollup::Rollup;
+use tally::storage::Storage;
+use tally::store::PeriodStore;
+use tower::ServiceExt;
+
+fn end() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 8, 27, 0, 0, 0).unwrap()
+}
+
+fn traffic() -> Vec<u8> {
+    let spec = DemoSpec {
+        events_per_day: 1200,
+        users: 300,
+        seed: 11,
+        duplicate_rate: 0.02,
+        late_rate: 0.02,
+        malformed_rate: 0.01,
+        ..DemoSpec::new(3, end())
+    };
+    let mut all = Vec::new();
+    demo::generate(&spec, |_, b| all.extend(b));
+    all
+}
+
+/// The same events through the one-machine pipeline, as the reference.
+async fn local_reference(ndjson: &[u8]) -> (tempfile::TempDir, Local) {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Local::open(dir.path(), Catalog::builtin(), Tz::UTC).unwrap();
+    tally::ingest::ingest_ndjson(&local.storage, ndjson, Utc::now())
+        .await
+        .unwrap();
+    local.rollup().run_touched(None).await.unwrap();
+    (dir, local)
+}
+
+fn queries() -> Vec<QueryParams> {
+    let mut out = Vec::new();
+    for metric in [
+        "visitors",
+        "sign_ins",
+        "content_views",
+        "purchases",
+        "revenue",
+    ] {
+        for (tz, filters) in [
+            (None, vec![]),
+            (Some("Asia/Seoul"), vec![]),
+            (None, vec![("country".to_string(), "KR".to_string())]),
+        ] {
+            if metric == "content_views" && !filters.is_empty() {
+                continue;
+            }
+            out.push(QueryParams {
+                metric: metric.into(),
+                from: Some("2026-08-24".into()),
+                to: Some("2026-08-27".into()),
+                tz: tz.map(Into::into),
+                interval: Some("day".into()),
+                filters,
+                ..Default::default()
+            });
+        }
+    }
+    out
+}
+
+async fn assert_same_numbers(store: Arc<dyn PeriodStore>, reference: &Local) {
+    let aws = QueryService::new(store, Catalog::builtin(), QueryOptions::default());
+    let local = reference.query_service(QueryOptions::default());
+    let now = end() + chrono::Duration::days(1);
+    for q in queries() {
+        let mut a = aws.query(&q, now).await.unwrap();
+        let mut b = local.query(&q, now).await.unwrap();
+        a.as_of = None;
+        b.as_of = None;
+        assert!(!b.current_total.is_zero(), "{q:?}: the reference has data");
+        assert_eq!(a, b, "{} {:?} {:?}", q.metric, q.tz, q.filters);
+    }
+}
+
+/// Receives everything on the queue, as the event source mapping would, in batches of up to 10.
+async fn receive_all(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<SqsEvent> {
+    let mut batches = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(600)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages();
+        if messages.is_empty() {
+            break;
+        }
+        let mut event = SqsEvent::default();
+        for m in messages {
+            let mut record = SqsMessage::default();
+            record.message_id = m.message_id().map(str::to_string);
+            record.receipt_handle = m.receipt_handle().map(str::to_string);
+            record.body = m.body().map(str::to_string);
+            record.event_source = Some("aws:sqs".into());
+            event.records.push(record);
+        }
+        batches.push(event);
+    }
+    batches
+}
+
+async fn create_queue(sqs: &aws_sdk_sqs::Client) -> String {
+    sqs.create_queue()
+        .queue_name(moto::unique("events"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string()
+}
+
+fn rollup_for(storage: Storage, store: Arc<dyn PeriodStore>) -> Rollup {
+    Rollup {
+        storage,
+        store,
+        catalog: Catalog::builtin(),
+        reporting_tz: Tz::UTC,
+    }
+}
+
+/// Delivers batches to the ingest handler until none fails, deleting acknowledged messages, and
+/// returns how many records were reported failed along the way.
+async fn deliver(
+    storage: &Storage,
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    mut batches: Vec<SqsEvent>,
+) -> usize {
+    let mut failed_total = 0;
+    for _round in 0..20 {
+        let mut again = Vec::new();
+        for batch in batches {
+            let response = tally_ingest_fn::handle(storage, batch.clone()).await;
+            let failed: Vec<String> = response
+                .batch_item_failures
+                .iter()
+                .map(|f| f.item_identifier.clone())
+                .collect();
+            failed_total += failed.len();
+            let mut retry = SqsEvent::default();
+            for r in batch.records {
+                if failed.contains(r.message_id.as_ref().unwrap()) {
+                    retry.records.push(r);
+                } else {
+                    sqs.delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(r.receipt_handle.unwrap())
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+            if !retry.records.is_empty() {
+                again.push(retry);
+            }
+        }
+        if again.is_empty() {
+            return failed_total;
+        }
+        batches = again;
+    }
+    panic!("records still failing after 20 redeliveries");
+}
+
+#[tokio::test]
+async fn send_ingest_rollup_api_over_the_emulator_equal_local_mode() {
+    let sdk = moto::sdk().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue_url = create_queue(&sqs).await;
+    let ndjson = traffic();
+
+    let sent = tally::send::send_ndjson(&sqs, &queue_url, &ndjson)
+        .await
+        .unwrap();
+    assert!(
+        sent.messages < sent.events / 20,
+        "events are packed several to a message: {sent:?}"
+    );
+    // SendMessageBatch carries at most 10 messages and 256 KiB: full messages go one or two a request.
+    assert!(
+        sent.requests >= sent.messages.div_ceil(10) && sent.requests <= sent.messages,
+        "{sent:?}"
+    );
+
+    let batches = receive_all(&sqs, &queue_url).await;
+    let records: usize = batches.iter().map(|b| b.records.len()).sum();
+    assert_eq!(records, sent.messages, "every message sent was received");
+
+    let storage = moto::s3_storage(&moto::unique("lake"));
+    assert_eq!(
+        deliver(&storage, &sqs, &queue_url, batches).await,
+        0,
+        "no failures without faults"
+    );
+    assert!(
+        !storage.list("quarantine").await.unwrap().is_empty(),
+        "malformed lines were quarantined in S3"
+    );
+
+    let table = moto::unique("periods");
+    let store: Arc<dyn PeriodStore> = Arc::new(moto::dynamo_store(&table).await);
+    let rollup = rollup_for(storage.clone(), store.clone());
+    let report = tally_rollup_fn::handle(
+        &rollup,
+        json!({"job": "rollup"}),
+        Instant::now() + Duration::from_secs(600),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report["hours_recomputed"].as_array().unwrap().len(), 72);
+    assert!(
+        storage.touched_markers().await.unwrap().is_empty(),
+        "markers cleared after the rollup"
+    );
+
+    let (_dir, reference) = local_reference(&ndjson).await;
+    assert_same_numbers(store.clone(), &reference).await;
+
+    // The api function answers an API Gateway HTTP API (payload 2.0) request from DynamoDB.
+    let app = tally_api_fn::app(store.clone(), Tz::UTC, Default::default(), 1100);
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/api-gateway-v2-request.json"
+    ))
+    .unwrap();
+    let request = lambda_http::request::from_str(&fixture).unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let q = QueryParams {
+        metric: "revenue".into(),
+        from: Some("2026-08-24".into()),
+        to: Some("2026-08-27".into()),
+        filters: vec![("country".into(), "KR".into())],
+        ..Default::default()
+    };
+    let want = reference
+        .query_service(QueryOptions::default())
+        .query(&q, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        body["current_total"].to_string(),
+        want.current_total.normalize().to_string()
+    );
+    assert_eq!(
+        body["previous_total"].to_string(),
+        want.previous_total.normalize().to_string()
+    );
+}
+
+#[tokio::test]
+async fn failed_s3_writes_are_redelivered_and_nothing_is_lost_or_counted_twice() {
+    let sdk = moto::sdk().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue_url = create_queue(&sqs).await;
+    let ndjson = traffic();
+    tally::send::send_ndjson(&sqs, &queue_url, &ndjson)
+        .await
+        .unwrap();
+    let batches = receive_all(&sqs, &queue_url).await;
+
+    let flaky = Arc::new(flaky_store::FlakyStore::new(
+        moto::s3_object_store(&moto::unique("flaky")),
+        "events/",
+        3,
+        6,
+    ));
+    let storage = Storage::new(flaky.clone());
+    let failed = deliver(&storage, &sqs, &queue_url, batches).await;
+    assert!(
+        failed > 0 && flaky.failures.load(Ordering::SeqCst) > 0,
+        "faults were injected and reported as batch item failures"
+    );
+
+    let store: Arc<dyn PeriodStore> = Arc::new(moto::dynamo_store(&moto::unique("periods")).await);
+    flaky.enabled.store(false, Ordering::SeqCst);
+    rollup_for(storage, store.clone())
+        .run_touched(None)
+        .await
+        .unwrap();
+    let (_dir, reference) = local_reference(&ndjson).await;
+    assert_same_numbers(store, &reference).await;
+}
+
+#[tokio::test]
+async fn the_same_batch_delivered_twice_changes_nothing() {
+    let sdk = moto::sdk().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue_url = create_queue(&sqs).await;
+    let ndjson = traffic();
+    tally::send::send_ndjson(&sqs, &queue_url, &ndjson)
+        .await
+        .unwrap();
+    let batches = receive_all(&sqs, &queue_url).await;
+    let storage = moto::s3_storage(&moto::unique("twice"));
+    for batch in &batches {
+        assert!(tally_ingest_fn::handle(&storage, batch.clone())
+            .await
+            .batch_item_failures
+            .is_empty());
+        assert!(tally_ingest_fn::handle(&storage, batch.clone())
+            .await
+            .batch_item_failures
+            .is_empty());
+    }
+    let store: Arc<dyn PeriodStore> = Arc::new(moto::dynamo_store(&moto::unique("periods")).await);
+    rollup_for(storage, store.clone())
+        .run_touched(None)
+        .await
+        .unwrap();
+    let (_dir, reference) = local_reference(&ndjson).await;
+    assert_same_numbers(store, &reference).await;
+}
+
+#[tokio::test]
+async fn sns_wrapped_messages_are_unwrapped() {
+    let storage = moto::s3_storage(&moto::unique("sns"));
+    let inner = r#"[{"event_id":"sns-1","event_type":"sign-in","occurred_at":"2026-08-25T01:00:00Z","user_id":"u"}]"#;
+    let envelope = json!({"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:000000000000:events", "Message": inner});
+    let mut event = SqsEvent::default();
+    let mut record = SqsMessage::default();
+    record.message_id = Some("r1".into());
+    record.body = Some(envelope.to_string());
+    event.records.push(record);
+    let mut poison = SqsMessage::default();
+    poison.message_id = Some("r2".into());
+    poison.body = Some("{{{ not json".into());
+    event.records.push(poison);
+    let response = tally_ingest_fn::handle(&storage, event).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "a poison message is quarantined and acknowledged, not retried"
+    );
+    let hours = storage.touched_markers().await.unwrap();
+    assert_eq!(hours.len(), 1);
+    assert_eq!(
+        hours[0].hour,
+        Utc.with_ymd_and_hms(2026, 8, 25, 1, 0, 0).unwrap()
+    );
+    assert_eq!(storage.list("quarantine").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn dynamodb_store_passes_the_contract_suite() {
+    let store = moto::dynamo_store(&moto::unique("contract")).await;
+    tally::store::contract::run(&store).await;
+}
