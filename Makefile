@@ -7,7 +7,7 @@ ADDR ?= 127.0.0.1:8080
 
 VENV ?= .venv
 
-.PHONY: demo test fmt lint sql-check clean-demo
+.PHONY: demo test package fmt lint sql-check clean-demo
 
 ## Generate 30 days of realistic events, ingest, roll up, print a sample answer, serve the API on $(ADDR).
 demo:
@@ -22,6 +22,17 @@ test: $(VENV)/bin/moto_server
 $(VENV)/bin/moto_server:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6'
+
+## Build the three Lambda functions for arm64 (provided.al2023) into target/lambda/<function>/bootstrap.zip.
+package: $(VENV)/bin/cargo-lambda
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/cargo-lambda lambda build --release --arm64 --output-format zip \
+		--package tally-ingest --package tally-rollup --package tally-api
+	@for f in tally-ingest tally-rollup tally-api; do ls -l target/lambda/$$f/bootstrap.zip; done
+
+$(VENV)/bin/cargo-lambda:
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda ziglang
 
 ## Plan every metric in sql/ against the event schema.
 sql-check:

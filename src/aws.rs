@@ -60,3 +60,15 @@ pub async fn dynamo_store(sdk: &aws_config::SdkConfig) -> Result<DynamoStore, Co
         required_env("TALLY_TABLE")?,
     ))
 }
+
+/// The full text of an SDK error: its `Display` names only the outer layer ("service error").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}

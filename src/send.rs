@@ -70,17 +70,6 @@ pub fn pack(ndjson: &[u8]) -> Result<(Vec<String>, usize), SendError> {
     Ok((bodies, events))
 }
 
-fn sdk_message(e: impl std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
-}
-
 /// Sends NDJSON events to `queue_url`.
 pub async fn send_ndjson(
     client: &Client,
@@ -145,10 +134,10 @@ pub async fn send_ndjson(
             {
                 Ok(out) => out,
                 Err(e) if attempt < MAX_ATTEMPTS => {
-                    tracing::warn!(error = %sdk_message(&e), "SendMessageBatch failed; retrying");
+                    tracing::warn!(error = %crate::aws::error_chain(&e), "SendMessageBatch failed; retrying");
                     continue;
                 }
-                Err(e) => return Err(SendError::Sqs(sdk_message(e))),
+                Err(e) => return Err(SendError::Sqs(crate::aws::error_chain(&e))),
             };
             let failed: std::collections::HashSet<&str> =
                 out.failed().iter().map(|f| f.id()).collect();

@@ -130,6 +130,33 @@ async fn receive_all(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<SqsEvent
     batches
 }
 
+struct Queued {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    ndjson: Vec<u8>,
+    sent: tally::send::SendSummary,
+    batches: Vec<SqsEvent>,
+}
+
+/// Sends the generated traffic to a new queue with `tally send`'s code and receives it back in
+/// event source mapping batches.
+async fn queued_traffic() -> Queued {
+    let sqs = aws_sdk_sqs::Client::new(&moto::sdk().await);
+    let queue_url = create_queue(&sqs).await;
+    let ndjson = traffic();
+    let sent = tally::send::send_ndjson(&sqs, &queue_url, &ndjson)
+        .await
+        .unwrap();
+    let batches = receive_all(&sqs, &queue_url).await;
+    Queued {
+        sqs,
+        queue_url,
+        ndjson,
+        sent,
+        batches,
+    }
+}
+
 async fn create_queue(sqs: &aws_sdk_sqs::Client) -> String {
     sqs.create_queue()
         .queue_name(moto::unique("events"))
@@ -196,14 +223,13 @@ async fn deliver(
 
 #[tokio::test]
 async fn send_ingest_rollup_api_over_the_emulator_equal_local_mode() {
-    let sdk = moto::sdk().await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = create_queue(&sqs).await;
-    let ndjson = traffic();
-
-    let sent = tally::send::send_ndjson(&sqs, &queue_url, &ndjson)
-        .await
-        .unwrap();
+    let Queued {
+        sqs,
+        queue_url,
+        ndjson,
+        sent,
+        batches,
+    } = queued_traffic().await;
     assert!(
         sent.messages < sent.events / 20,
         "events are packed several to a message: {sent:?}"
@@ -214,7 +240,6 @@ async fn send_ingest_rollup_api_over_the_emulator_equal_local_mode() {
         "{sent:?}"
     );
 
-    let batches = receive_all(&sqs, &queue_url).await;
     let records: usize = batches.iter().map(|b| b.records.len()).sum();
     assert_eq!(records, sent.messages, "every message sent was received");
 
@@ -284,14 +309,13 @@ async fn send_ingest_rollup_api_over_the_emulator_equal_local_mode() {
 
 #[tokio::test]
 async fn failed_s3_writes_are_redelivered_and_nothing_is_lost_or_counted_twice() {
-    let sdk = moto::sdk().await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = create_queue(&sqs).await;
-    let ndjson = traffic();
-    tally::send::send_ndjson(&sqs, &queue_url, &ndjson)
-        .await
-        .unwrap();
-    let batches = receive_all(&sqs, &queue_url).await;
+    let Queued {
+        sqs,
+        queue_url,
+        ndjson,
+        batches,
+        ..
+    } = queued_traffic().await;
 
     let flaky = Arc::new(flaky_store::FlakyStore::new(
         moto::s3_object_store(&moto::unique("flaky")),
@@ -318,14 +342,9 @@ async fn failed_s3_writes_are_redelivered_and_nothing_is_lost_or_counted_twice()
 
 #[tokio::test]
 async fn the_same_batch_delivered_twice_changes_nothing() {
-    let sdk = moto::sdk().await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = create_queue(&sqs).await;
-    let ndjson = traffic();
-    tally::send::send_ndjson(&sqs, &queue_url, &ndjson)
-        .await
-        .unwrap();
-    let batches = receive_all(&sqs, &queue_url).await;
+    let Queued {
+        ndjson, batches, ..
+    } = queued_traffic().await;
     let storage = moto::s3_storage(&moto::unique("twice"));
     for batch in &batches {
         assert!(tally_ingest_fn::handle(&storage, batch.clone())

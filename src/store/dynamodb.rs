@@ -48,16 +48,8 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-/// Full error text of an SDK error (its Display is only the outer layer).
 fn sdk(e: impl std::error::Error) -> StoreError {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    StoreError::Backend(format!("dynamodb: {msg}"))
+    StoreError::Backend(format!("dynamodb: {}", crate::aws::error_chain(&e)))
 }
 
 fn series_pk(metric: &str, grain: Grain, dims: &Dims) -> String {
