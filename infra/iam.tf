@@ -1,0 +1,125 @@
+# One role per function, with only the actions and resources that function uses (see README).
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "function" {
+  for_each           = local.functions
+  name               = "${var.name}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+}
+
+locals {
+  logs_statement = {
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = { for k, _ in local.functions : k => ["${aws_cloudwatch_log_group.function[k].arn}:*"] }
+  }
+  kms_actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+  xray_actions  = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+  table_and_idx = [aws_dynamodb_table.periods.arn, "${aws_dynamodb_table.periods.arn}/index/by_set"]
+}
+
+data "aws_iam_policy_document" "ingest" {
+  statement {
+    sid       = "WriteEvents"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.events.arn}/events/*", "${aws_s3_bucket.events.arn}/quarantine/*", "${aws_s3_bucket.events.arn}/_state/touched/*"]
+  }
+  statement {
+    sid       = "ConsumeQueue"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.events.arn]
+  }
+  statement {
+    sid       = "Logs"
+    actions   = local.logs_statement.actions
+    resources = local.logs_statement.resources["ingest"]
+  }
+  statement {
+    sid       = "Key"
+    actions   = local.kms_actions
+    resources = [aws_kms_key.tally.arn]
+  }
+  statement {
+    sid       = "Tracing"
+    actions   = local.xray_actions
+    resources = ["*"] # X-Ray actions take no resource
+  }
+}
+
+data "aws_iam_policy_document" "rollup" {
+  statement {
+    sid       = "ListLake"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.events.arn]
+  }
+  statement {
+    sid       = "ReadWriteLake"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.events.arn}/events/*", "${aws_s3_bucket.events.arn}/_state/*"]
+  }
+  statement {
+    sid       = "PeriodTable"
+    actions   = ["dynamodb:BatchWriteItem", "dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem"]
+    resources = local.table_and_idx
+  }
+  statement {
+    sid       = "Logs"
+    actions   = local.logs_statement.actions
+    resources = local.logs_statement.resources["rollup"]
+  }
+  statement {
+    sid       = "Key"
+    actions   = local.kms_actions
+    resources = [aws_kms_key.tally.arn]
+  }
+  statement {
+    sid       = "Tracing"
+    actions   = local.xray_actions
+    resources = ["*"] # X-Ray actions take no resource
+  }
+}
+
+data "aws_iam_policy_document" "api" {
+  statement {
+    sid       = "ReadPeriods"
+    actions   = ["dynamodb:Query", "dynamodb:GetItem"]
+    resources = local.table_and_idx
+  }
+  statement {
+    sid       = "Logs"
+    actions   = local.logs_statement.actions
+    resources = local.logs_statement.resources["api"]
+  }
+  statement {
+    sid       = "Key"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.tally.arn]
+  }
+  statement {
+    sid       = "Tracing"
+    actions   = local.xray_actions
+    resources = ["*"] # X-Ray actions take no resource
+  }
+}
+
+locals {
+  function_policies = {
+    ingest = data.aws_iam_policy_document.ingest.json
+    rollup = data.aws_iam_policy_document.rollup.json
+    api    = data.aws_iam_policy_document.api.json
+  }
+}
+
+resource "aws_iam_role_policy" "function" {
+  for_each = local.functions
+  name     = "${var.name}-${each.key}"
+  role     = aws_iam_role.function[each.key].id
+  policy   = local.function_policies[each.key]
+}

@@ -1,0 +1,81 @@
+locals {
+  functions = {
+    ingest = {
+      memory      = var.ingest_memory_mb
+      timeout     = var.ingest_timeout_seconds
+      concurrency = var.ingest_reserved_concurrency
+      environment = {
+        TALLY_BUCKET = aws_s3_bucket.events.bucket
+      }
+    }
+    rollup = {
+      memory      = var.rollup_memory_mb
+      timeout     = var.rollup_timeout_seconds
+      concurrency = 1 # one rollup at a time: runs never race on the same hours
+      environment = {
+        TALLY_BUCKET       = aws_s3_bucket.events.bucket
+        TALLY_TABLE        = aws_dynamodb_table.periods.name
+        TALLY_REPORTING_TZ = var.reporting_tz
+      }
+    }
+    api = {
+      memory      = var.api_memory_mb
+      timeout     = 10
+      concurrency = var.api_reserved_concurrency
+      environment = {
+        TALLY_TABLE        = aws_dynamodb_table.periods.name
+        TALLY_REPORTING_TZ = var.reporting_tz
+        TALLY_CORS_ORIGIN  = var.cors_origin
+      }
+    }
+  }
+}
+
+resource "aws_cloudwatch_log_group" "function" {
+  for_each          = local.functions
+  name              = "/aws/lambda/${var.name}-${each.key}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.tally.arn
+}
+
+resource "aws_lambda_function" "function" {
+  for_each                       = local.functions
+  function_name                  = "${var.name}-${each.key}"
+  role                           = aws_iam_role.function[each.key].arn
+  runtime                        = "provided.al2023"
+  architectures                  = ["arm64"]
+  handler                        = "bootstrap"
+  filename                       = "${var.lambda_zip_dir}/tally-${each.key}/bootstrap.zip"
+  source_code_hash               = filebase64sha256("${var.lambda_zip_dir}/tally-${each.key}/bootstrap.zip")
+  memory_size                    = each.value.memory
+  timeout                        = each.value.timeout
+  reserved_concurrent_executions = each.value.concurrency
+  kms_key_arn                    = aws_kms_key.tally.arn
+
+  environment {
+    variables = each.value.environment
+  }
+
+  logging_config {
+    log_format = "JSON"
+    log_group  = aws_cloudwatch_log_group.function[each.key].name
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  depends_on = [aws_cloudwatch_log_group.function]
+}
+
+resource "aws_lambda_event_source_mapping" "ingest" {
+  event_source_arn                   = aws_sqs_queue.events.arn
+  function_name                      = aws_lambda_function.function["ingest"].arn
+  batch_size                         = var.ingest_batch_size
+  maximum_batching_window_in_seconds = var.ingest_batching_window_seconds
+  function_response_types            = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = var.ingest_maximum_concurrency
+  }
+}

@@ -1,0 +1,182 @@
+variable "region" {
+  description = "AWS region to deploy into."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "name" {
+  description = "Prefix of every resource name."
+  type        = string
+  default     = "tally"
+}
+
+variable "tags" {
+  description = "Extra tags on every resource."
+  type        = map(string)
+  default     = {}
+}
+
+variable "lambda_zip_dir" {
+  description = "Directory holding make package's output: <dir>/tally-<function>/bootstrap.zip."
+  type        = string
+  default     = "../target/lambda"
+}
+
+variable "reporting_tz" {
+  description = "IANA zone of stored days and months (whole-hour offsets only), e.g. UTC or Asia/Seoul."
+  type        = string
+  default     = "UTC"
+}
+
+variable "ingest_timeout_seconds" {
+  description = "Timeout of the ingest function; the queue's visibility timeout is six times this."
+  type        = number
+  default     = 30
+}
+
+variable "rollup_timeout_seconds" {
+  description = "Timeout of the rollup function (it stops 30 s early and leaves the rest for the next run)."
+  type        = number
+  default     = 900
+}
+
+variable "ingest_memory_mb" {
+  description = "Memory of the ingest function."
+  type        = number
+  default     = 512
+}
+
+variable "rollup_memory_mb" {
+  description = "Memory of the rollup function."
+  type        = number
+  default     = 2048
+}
+
+variable "api_memory_mb" {
+  description = "Memory of the api function."
+  type        = number
+  default     = 256
+}
+
+variable "ingest_reserved_concurrency" {
+  description = "Reserved concurrency of the ingest function (-1: unreserved)."
+  type        = number
+  default     = -1
+}
+
+variable "api_reserved_concurrency" {
+  description = "Reserved concurrency of the api function (-1: unreserved)."
+  type        = number
+  default     = -1
+}
+
+variable "ingest_batch_size" {
+  description = "Messages per ingest invocation."
+  type        = number
+  default     = 100
+}
+
+variable "ingest_batching_window_seconds" {
+  description = "Longest wait to fill an ingest batch."
+  type        = number
+  default     = 5
+}
+
+variable "ingest_maximum_concurrency" {
+  description = "Most concurrent ingest invocations the event source mapping starts (2 to 1000)."
+  type        = number
+  default     = 10
+}
+
+variable "max_receive_count" {
+  description = "Deliveries of a message before it moves to the dead-letter queue."
+  type        = number
+  default     = 5
+}
+
+variable "producer_principals" {
+  description = "IAM role ARNs or account ids allowed to send events to the queue."
+  type        = list(string)
+  default     = []
+}
+
+variable "rollup_every_minutes" {
+  description = "Minutes between rollup runs."
+  type        = number
+  default     = 10
+}
+
+variable "events_ia_after_days" {
+  description = "Days before event Parquet moves to Standard-IA."
+  type        = number
+  default     = 30
+}
+
+variable "events_glacier_ir_after_days" {
+  description = "Days before event Parquet moves to Glacier Instant Retrieval."
+  type        = number
+  default     = 90
+}
+
+variable "quarantine_expire_days" {
+  description = "Days quarantined input is kept."
+  type        = number
+  default     = 30
+}
+
+variable "access_log_bucket" {
+  description = "Bucket for S3 server access logs; empty disables them."
+  type        = string
+  default     = ""
+}
+
+variable "dynamodb_deletion_protection" {
+  description = "Protect the period table from deletion."
+  type        = bool
+  default     = true
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' and API's log groups."
+  type        = number
+  default     = 30
+}
+
+variable "jwt_issuer" {
+  description = "OIDC issuer URL of the admin front end's tokens (e.g. a Cognito user pool URL)."
+  type        = string
+}
+
+variable "jwt_audience" {
+  description = "Accepted audiences (client ids) of the admin front end's tokens."
+  type        = list(string)
+}
+
+variable "cors_origin" {
+  description = "Origin of the admin front end, e.g. https://admin.example.com."
+  type        = string
+}
+
+variable "api_throttle_rate" {
+  description = "Steady requests per second allowed on the API."
+  type        = number
+  default     = 50
+}
+
+variable "api_throttle_burst" {
+  description = "Burst of requests allowed on the API."
+  type        = number
+  default     = 100
+}
+
+variable "alarm_email" {
+  description = "Address subscribed to the alarm topic; empty subscribes nobody."
+  type        = string
+  default     = ""
+}
+
+variable "oldest_message_alarm_seconds" {
+  description = "Alarm when the oldest queued event is older than this."
+  type        = number
+  default     = 900
+}
