@@ -7,14 +7,14 @@ ADDR ?= 127.0.0.1:8080
 
 VENV ?= .venv
 
-.PHONY: demo test package fmt lint sql-check clean-demo
+.PHONY: demo test package infra-check fmt lint sql-check clean-demo
 
 ## Generate 30 days of realistic events, ingest, roll up, print a sample answer, serve the API on $(ADDR).
 demo:
 	$(CARGO) run --quiet -- --data $(DATA) demo --days $(DAYS) --addr $(ADDR)
 
 ## Run every test (unit, end-to-end against the oracle, API, CLI, contracts, AWS over the moto emulator).
-test: $(VENV)/bin/moto_server
+test: $(VENV)/bin/moto_server infra-check
 	$(CARGO) fmt --all -- --check
 	VENV=$(VENV) tests/support/with-moto.sh $(CARGO) test --workspace --no-fail-fast
 
@@ -22,6 +22,13 @@ test: $(VENV)/bin/moto_server
 $(VENV)/bin/moto_server:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6'
+
+## Static checks of infra/ (no terraform binary or providers needed): checkov must report 0 failed checks.
+infra-check: $(VENV)/bin/checkov
+	$(VENV)/bin/checkov --directory infra --framework terraform --quiet --compact --skip-download
+
+$(VENV)/bin/checkov: $(VENV)/bin/moto_server
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'checkov>=3,<4' python-hcl2
 
 ## Build the three Lambda functions for arm64 (provided.al2023) into target/lambda/<function>/bootstrap.zip.
 package: $(VENV)/bin/cargo-lambda

@@ -1,5 +1,7 @@
 # Events (Parquet by hour), quarantine and rollup state.
 resource "aws_s3_bucket" "events" {
+  #checkov:skip=CKV2_AWS_62:nothing consumes S3 events: producers go through SQS and the rollup is scheduled
+  #checkov:skip=CKV_AWS_144:single-region deployment; add replication where a disaster-recovery policy asks for it
   bucket_prefix = "${var.name}-events-"
 }
 
@@ -40,6 +42,15 @@ resource "aws_s3_bucket_lifecycle_configuration" "events" {
   bucket = aws_s3_bucket.events.id
 
   rule {
+    id     = "abort-failed-uploads"
+    status = "Enabled"
+    filter {}
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
+  rule {
     id     = "events-to-cold-storage"
     status = "Enabled"
     filter {
@@ -56,6 +67,9 @@ resource "aws_s3_bucket_lifecycle_configuration" "events" {
     noncurrent_version_expiration {
       noncurrent_days = 7
     }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
   }
 
   rule {
@@ -69,6 +83,9 @@ resource "aws_s3_bucket_lifecycle_configuration" "events" {
     }
     noncurrent_version_expiration {
       noncurrent_days = 1
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
     }
   }
 

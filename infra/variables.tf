@@ -137,9 +137,9 @@ variable "dynamodb_deletion_protection" {
 }
 
 variable "log_retention_days" {
-  description = "Retention of the functions' and API's log groups."
+  description = "Retention of the functions' and API's log groups, in days."
   type        = number
-  default     = 30
+  default     = 365
 }
 
 variable "jwt_issuer" {
