@@ -23,9 +23,11 @@ $(VENV)/bin/moto_server:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6'
 
-## Static checks of infra/ (no terraform binary or providers needed): checkov must report 0 failed checks.
+## Static checks of infra/ (no terraform binary or providers needed): checkov with 0 failed checks, and
+## tests/infra_consistency.py proving the Terraform agrees with the code and the README.
 infra-check: $(VENV)/bin/checkov
 	$(VENV)/bin/checkov --directory infra --framework terraform --quiet --compact --skip-download
+	$(VENV)/bin/python tests/infra_consistency.py
 
 $(VENV)/bin/checkov: $(VENV)/bin/moto_server
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'checkov>=3,<4' python-hcl2

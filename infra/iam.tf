@@ -15,13 +15,8 @@ resource "aws_iam_role" "function" {
   assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
 }
 
+# Actions are spelled out per statement so that tests/infra_consistency.py can compare them with the README.
 locals {
-  logs_statement = {
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = { for k, _ in local.functions : k => ["${aws_cloudwatch_log_group.function[k].arn}:*"] }
-  }
-  kms_actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-  xray_actions  = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
   table_and_idx = [aws_dynamodb_table.periods.arn, "${aws_dynamodb_table.periods.arn}/index/by_set"]
 }
 
@@ -38,17 +33,17 @@ data "aws_iam_policy_document" "ingest" {
   }
   statement {
     sid       = "Logs"
-    actions   = local.logs_statement.actions
-    resources = local.logs_statement.resources["ingest"]
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function["ingest"].arn}:*"]
   }
   statement {
     sid       = "Key"
-    actions   = local.kms_actions
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.tally.arn]
   }
   statement {
     sid       = "Tracing"
-    actions   = local.xray_actions
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
     resources = ["*"] # X-Ray actions take no resource
   }
 }
@@ -71,17 +66,17 @@ data "aws_iam_policy_document" "rollup" {
   }
   statement {
     sid       = "Logs"
-    actions   = local.logs_statement.actions
-    resources = local.logs_statement.resources["rollup"]
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function["rollup"].arn}:*"]
   }
   statement {
     sid       = "Key"
-    actions   = local.kms_actions
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.tally.arn]
   }
   statement {
     sid       = "Tracing"
-    actions   = local.xray_actions
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
     resources = ["*"] # X-Ray actions take no resource
   }
 }
@@ -94,8 +89,8 @@ data "aws_iam_policy_document" "api" {
   }
   statement {
     sid       = "Logs"
-    actions   = local.logs_statement.actions
-    resources = local.logs_statement.resources["api"]
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function["api"].arn}:*"]
   }
   statement {
     sid       = "Key"
@@ -104,7 +99,7 @@ data "aws_iam_policy_document" "api" {
   }
   statement {
     sid       = "Tracing"
-    actions   = local.xray_actions
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
     resources = ["*"] # X-Ray actions take no resource
   }
 }

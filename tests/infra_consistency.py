@@ -1,0 +1,183 @@
+"""Proves that infra/ agrees with the code and the README, by parsing the Terraform (python-hcl2).
+
+- every function crate has a Lambda whose zip is where `make package` writes it;
+- every environment variable the README marks as required for a function is set on it;
+- every scheduled rollup job has a schedule;
+- the API Gateway routes are the router's routes;
+- every IAM action the README lists for a function is granted to its role, and nothing more.
+
+Run: `.venv/bin/python tests/infra_consistency.py` (make infra-check does).
+"""
+
+import os
+import re
+import shutil
+import sys
+import tempfile
+import unittest
+
+import hcl2
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Jobs run on demand by an operator rather than on a schedule.
+ON_DEMAND_JOBS = {"backfill"}
+
+
+def unwrap(v):
+    while isinstance(v, list) and len(v) == 1:
+        v = v[0]
+    return v
+
+
+def load(infra):
+    merged = {}
+    for name in sorted(os.listdir(infra)):
+        if name.endswith(".tf"):
+            with open(os.path.join(infra, name)) as f:
+                for key, blocks in hcl2.load(f).items():
+                    merged.setdefault(key, []).extend(blocks)
+    return merged
+
+
+def local(tf, name):
+    for block in tf.get("locals", []):
+        if name in block:
+            return unwrap(block[name])
+    raise KeyError(f"local.{name} is not defined")
+
+
+def resources(tf, kind):
+    out = {}
+    for block in tf.get("resource", []):
+        out.update(block.get(kind, {}))
+    return out
+
+
+def data(tf, kind):
+    out = {}
+    for block in tf.get("data", []):
+        out.update(block.get(kind, {}))
+    return out
+
+
+def readme_functions():
+    """Function name -> (required env vars, IAM actions) from the README's table of functions."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    out = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 5 or not re.fullmatch(r"`\w+`", cells[0]):
+            continue
+        name = cells[0].strip("`")
+        env = {m.group(1) for m in re.finditer(r"`(TALLY_\w+)`(?! \(optional\))", cells[3])}
+        actions = set(re.findall(r"`([a-z0-9]+:[A-Za-z*]+)`", cells[4]))
+        out[name] = (env, actions)
+    return out
+
+
+def router_routes():
+    with open(os.path.join(ROOT, "src", "http.rs")) as f:
+        text = f.read()
+    v1_block = text[text.index("let v1 = Router::new()") :]
+    v1_block = v1_block[: v1_block.index(";")]
+    v1 = re.findall(r'\.route\("([^"]+)", get\(', v1_block)
+    rest = text.replace(v1_block, "")
+    top = re.findall(r'\.route\("([^"]+)", get\(', rest)
+    return {f"GET {p}" for p in top} | {f"GET /v1{p}" for p in v1}
+
+
+def jobs():
+    with open(os.path.join(ROOT, "src", "jobs.rs")) as f:
+        text = f.read()
+    body = text[text.index("pub enum Job {") :]
+    body = body[: body.index("\n}")]
+    return {re.sub(r"(?<!^)([A-Z])", r"_\1", v).lower() for v in re.findall(r"^    ([A-Z]\w*)", body, re.M)}
+
+
+def problems(infra):
+    tf = load(infra)
+    found = []
+    functions = local(tf, "functions")
+    crates = sorted(d for d in os.listdir(os.path.join(ROOT, "functions")) if os.path.exists(os.path.join(ROOT, "functions", d, "Cargo.toml")))
+    if sorted(functions) != crates:
+        found.append(f"functions in Terraform {sorted(functions)} differ from crates in functions/ {crates}")
+
+    lam = unwrap(resources(tf, "aws_lambda_function").get("function", {}))
+    filename = unwrap(lam.get("filename"))
+    if filename != "${var.lambda_zip_dir}/tally-${each.key}/bootstrap.zip":
+        found.append(f"Lambda filename {filename!r} is not make package's tally-<function>/bootstrap.zip")
+    zip_dir = None
+    for block in tf.get("variable", []):
+        if "lambda_zip_dir" in block:
+            zip_dir = unwrap(unwrap(block["lambda_zip_dir"]).get("default"))
+    if zip_dir != "../target/lambda":
+        found.append(f"var.lambda_zip_dir defaults to {zip_dir!r}, not make package's ../target/lambda")
+    with open(os.path.join(ROOT, "Makefile")) as f:
+        makefile = f.read()
+    for crate in crates:
+        if f"--package tally-{crate}" not in makefile:
+            found.append(f"make package does not build tally-{crate}")
+
+    documented = readme_functions()
+    policies = data(tf, "aws_iam_policy_document")
+    for name, spec in functions.items():
+        spec = unwrap(spec)
+        env_set = set(unwrap(spec.get("environment", {})) or {})
+        if name not in documented:
+            found.append(f"the README does not document function {name}")
+            continue
+        required, actions = documented[name]
+        for var in sorted(required - env_set):
+            found.append(f"function {name} requires {var}, which Terraform does not set")
+        granted = set()
+        for statement in unwrap(policies.get(name, {})).get("statement", []):
+            statement = unwrap(statement)
+            granted |= set(unwrap(statement.get("actions", [])) if isinstance(unwrap(statement.get("actions")), list) else [unwrap(statement.get("actions"))])
+        for action in sorted(actions - granted):
+            found.append(f"function {name}: the README lists {action}, which its role is not granted")
+        for action in sorted(granted - actions):
+            found.append(f"function {name}: its role is granted {action}, which the README does not list")
+
+    scheduled = set()
+    for spec in local(tf, "rollup_jobs").values():
+        scheduled.add(unwrap(unwrap(spec).get("payload", {})).get("job"))
+    for job in sorted(jobs() - ON_DEMAND_JOBS - scheduled):
+        found.append(f"rollup job {job!r} has no schedule")
+
+    routes = set(local(tf, "api_routes"))
+    if routes != router_routes():
+        found.append(f"API Gateway routes {sorted(routes)} differ from the router's {sorted(router_routes())}")
+    return found
+
+
+class InfraConsistency(unittest.TestCase):
+    def test_infra_agrees_with_code_and_readme(self):
+        self.assertEqual(problems(os.path.join(ROOT, "infra")), [])
+
+    def test_a_broken_copy_is_caught(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            broken = os.path.join(tmp, "infra")
+            shutil.copytree(os.path.join(ROOT, "infra"), broken)
+            path = os.path.join(broken, "lambda.tf")
+            with open(path) as f:
+                text = f.read()
+            # Remove the rollup's table variable and a granted action.
+            text = text.replace("        TALLY_TABLE        = aws_dynamodb_table.periods.name\n        TALLY_REPORTING_TZ = var.reporting_tz\n      }\n    }\n    api", "        TALLY_REPORTING_TZ = var.reporting_tz\n      }\n    }\n    api", 1)
+            with open(path, "w") as f:
+                f.write(text)
+            iam = os.path.join(broken, "iam.tf")
+            with open(iam) as f:
+                text = f.read()
+            with open(iam, "w") as f:
+                f.write(text.replace('"sqs:GetQueueAttributes"', '"sqs:GetQueueAttributes", "sqs:PurgeQueue"', 1))
+            found = problems(broken)
+            self.assertIn("function rollup requires TALLY_TABLE, which Terraform does not set", found)
+            self.assertIn("function ingest: its role is granted sqs:PurgeQueue, which the README does not list", found)
+
+
+if __name__ == "__main__":
+    result = unittest.main(argv=[sys.argv[0], "-v"], exit=False).result
+    failed = len(result.failures) + len(result.errors)
+    print(f"{result.testsRun - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
