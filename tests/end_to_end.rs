@@ -705,3 +705,34 @@ async fn compaction_changes_no_number() {
         assert_eq!(r, before[m], "{m} changed after compaction");
     }
 }
+
+#[tokio::test]
+async fn a_rollup_out_of_time_leaves_the_rest_for_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Local::open(dir.path(), Catalog::builtin(), Tz::UTC).unwrap();
+    for d in deliveries().iter().take(2) {
+        ingest::ingest_ndjson(&local.storage, &d[..], received())
+            .await
+            .unwrap();
+    }
+    let pending = local.storage.touched_markers().await.unwrap().len();
+    assert!(pending > 0);
+    // A deadline already past: nothing is started, everything stays marked, as_of is not advanced.
+    let report = local
+        .rollup()
+        .run_touched(Some(std::time::Instant::now()))
+        .await
+        .unwrap();
+    assert!(report.hours_recomputed.is_empty());
+    assert!(report.hours_remaining > 0);
+    assert_eq!(report.as_of, None);
+    assert_eq!(
+        local.storage.touched_markers().await.unwrap().len(),
+        pending
+    );
+    // The next run picks everything up.
+    let report = local.rollup().run_touched(None).await.unwrap();
+    assert_eq!(report.hours_remaining, 0);
+    assert!(report.as_of.is_some());
+    assert!(local.storage.touched_markers().await.unwrap().is_empty());
+}
