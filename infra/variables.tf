@@ -180,3 +180,14 @@ variable "oldest_message_alarm_seconds" {
   type        = number
   default     = 900
 }
+
+variable "rollup_backlog_alarm_runs" {
+  description = "Consecutive rollup runs that must leave touched hours waiting (metric tally/TouchedHoursWaiting) before the rollup-falling-behind alarm fires."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.rollup_backlog_alarm_runs >= 1
+    error_message = "rollup_backlog_alarm_runs must be at least 1."
+  }
+}

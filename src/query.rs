@@ -485,23 +485,12 @@ impl QueryService {
                 );
             }
         }
-        let value_of = |periods: &[Period],
-                        rows: &HashMap<Period, Measure>|
-         -> Result<RangeValue, QueryError> {
-            let mut m = Merger::default();
-            for p in periods {
-                if let Some(measure) = rows.get(p) {
-                    m.add(measure);
-                }
-            }
-            m.finish().map_err(QueryError::Internal)
-        };
-        let current = value_of(&parts[0], &rows)?;
-        let previous = value_of(&parts[1], &rows)?;
+        let current = merge_periods(&parts[0], &rows)?;
+        let previous = merge_periods(&parts[1], &rows)?;
         let mut approximate = current.approximate || previous.approximate;
         let mut series = Vec::with_capacity(plan.buckets.len());
         for (bucket, periods) in plan.buckets.iter().zip(&parts[2..]) {
-            let v = value_of(periods, &rows)?;
+            let v = merge_periods(periods, &rows)?;
             approximate |= v.approximate;
             series.push(Point {
                 start: fmt_time(bucket.0, plan.tz),
@@ -607,13 +596,7 @@ impl QueryService {
         for (key, rows) in by_group {
             let mut values = Vec::with_capacity(2);
             for periods in parts {
-                let mut m = Merger::default();
-                for p in periods {
-                    if let Some(measure) = rows.get(p) {
-                        m.add(measure);
-                    }
-                }
-                values.push(m.finish().map_err(QueryError::Internal)?);
+                values.push(merge_periods(periods, &rows)?);
             }
             out.push(Group {
                 group: key,
@@ -633,6 +616,18 @@ impl QueryService {
         out.truncate(plan.limit);
         Ok(out)
     }
+}
+
+/// The value of a range from the stored rows of the periods it decomposes into (absent = empty).
+fn merge_periods(
+    periods: &[Period],
+    rows: &HashMap<Period, Measure>,
+) -> Result<RangeValue, QueryError> {
+    let mut m = Merger::default();
+    for measure in periods.iter().filter_map(|p| rows.get(p)) {
+        m.add(measure);
+    }
+    m.finish().map_err(QueryError::Internal)
 }
 
 #[cfg(test)]

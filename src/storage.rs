@@ -135,6 +135,13 @@ impl Storage {
         let Some(first) = rejected.first() else {
             return Ok(None);
         };
+        // Named by the rejected lines and reasons only, so a redelivered batch (new `received_at`)
+        // overwrites its quarantine file instead of adding a second one.
+        let name = content_hash(
+            rejected
+                .iter()
+                .flat_map(|r| [r.raw.as_slice(), r.reason.as_bytes()]),
+        );
         let mut body = Vec::new();
         for r in rejected {
             let record = match std::str::from_utf8(&r.raw) {
@@ -149,7 +156,6 @@ impl Storage {
                 .map_err(|e| StorageError::Other(e.to_string()))?;
             body.push(b'\n');
         }
-        let name = content_hash([body.as_slice()]);
         let path = Path::from(format!(
             "quarantine/date={}/{name}.ndjson",
             first.received_at.format("%Y-%m-%d")
@@ -387,4 +393,35 @@ pub fn dedupe(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, StorageErro
         out.push(filter_record_batch(b, &BooleanArray::from(mask))?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+
+    use super::*;
+
+    fn rejected(at: DateTime<Utc>) -> Vec<Rejected> {
+        vec![Rejected {
+            raw: b"{not json".to_vec(),
+            reason: "not valid JSON".into(),
+            received_at: at,
+        }]
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_batch_overwrites_its_quarantine_file() {
+        let storage = Storage::new(Arc::new(InMemory::new()));
+        let first = Utc.with_ymd_and_hms(2026, 8, 3, 10, 0, 0).unwrap();
+        let a = storage.write_quarantine(&rejected(first)).await.unwrap();
+        let b = storage
+            .write_quarantine(&rejected(first + chrono::Duration::minutes(5)))
+            .await
+            .unwrap();
+        assert_eq!(a, b);
+        let mut other = rejected(first);
+        other[0].reason = "another reason".into();
+        assert_ne!(storage.write_quarantine(&other).await.unwrap(), a);
+        assert_eq!(storage.write_quarantine(&[]).await.unwrap(), None);
+    }
 }

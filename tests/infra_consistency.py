@@ -4,7 +4,8 @@
 - every environment variable the README marks as required for a function is set on it;
 - every scheduled rollup job has a schedule;
 - the API Gateway routes are the router's routes;
-- every IAM action the README lists for a function is granted to its role, and nothing more.
+- every IAM action the README lists for a function is granted to its role, and nothing more;
+- every alarm on tally's own metrics watches a metric (and dimension) that function publishes.
 
 Run: `.venv/bin/python tests/infra_consistency.py` (make infra-check does).
 """
@@ -95,6 +96,22 @@ def jobs():
     return {re.sub(r"(?<!^)([A-Z])", r"_\1", v).lower() for v in re.findall(r"^    ([A-Z]\w*)", body, re.M)}
 
 
+def published_metrics():
+    """(function, namespace, metric, dimension value) of the EMF lines each function prints."""
+    out = set()
+    for crate in os.listdir(os.path.join(ROOT, "functions")):
+        path = os.path.join(ROOT, "functions", crate, "src", "lib.rs")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            text = f.read()
+        for ns in re.findall(r'"Namespace": "(\w+)"', text):
+            for metric in re.findall(r'"Metrics": \[\{"Name": "(\w+)"', text):
+                for fn in re.findall(r'"Function": "(\w+)"', text):
+                    out.add((crate, ns, metric, fn))
+    return out
+
+
 def problems(infra):
     tf = load(infra)
     found = []
@@ -148,6 +165,14 @@ def problems(infra):
     routes = set(local(tf, "api_routes"))
     if routes != router_routes():
         found.append(f"API Gateway routes {sorted(routes)} differ from the router's {sorted(router_routes())}")
+    published = {(ns, metric, fn) for (_, ns, metric, fn) in published_metrics()}
+    for name, alarm in local(tf, "alarms").items():
+        alarm = unwrap(alarm)
+        if unwrap(alarm.get("namespace")) != "tally":
+            continue
+        key = ("tally", unwrap(alarm.get("metric")), unwrap(unwrap(alarm.get("dimensions", {})).get("Function")))
+        if key not in published:
+            found.append(f"alarm {name} watches {key}, which no function publishes")
     return found
 
 
@@ -171,9 +196,15 @@ class InfraConsistency(unittest.TestCase):
                 text = f.read()
             with open(iam, "w") as f:
                 f.write(text.replace('"sqs:GetQueueAttributes"', '"sqs:GetQueueAttributes", "sqs:PurgeQueue"', 1))
+            alarms = os.path.join(broken, "alarms.tf")
+            with open(alarms) as f:
+                text = f.read()
+            with open(alarms, "w") as f:
+                f.write(text.replace('metric = "TouchedHoursWaiting"', 'metric = "TouchedHoursPending"', 1))
             found = problems(broken)
             self.assertIn("function rollup requires TALLY_TABLE, which Terraform does not set", found)
             self.assertIn("function ingest: its role is granted sqs:PurgeQueue, which the README does not list", found)
+            self.assertIn("alarm rollup-falling-behind watches ('tally', 'TouchedHoursPending', 'rollup'), which no function publishes", found)
 
 
 if __name__ == "__main__":

@@ -33,5 +33,65 @@ pub async fn handle(
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(?job, %report, "job done");
+    if let Some(line) = touched_hours_waiting_metric(&report, SystemTime::now()) {
+        // Stdout, not tracing: CloudWatch reads an embedded-metric line only when it is the whole
+        // log line, and the `rollup-falling-behind` alarm watches this metric.
+        println!("{line}");
+    }
     Ok(report)
+}
+
+/// The CloudWatch embedded-metric-format line `tally/TouchedHoursWaiting` (dimension
+/// `Function=rollup`) for a rollup job's report: how many touched hours this run left for the
+/// next. `None` for the other jobs.
+pub fn touched_hours_waiting_metric(report: &serde_json::Value, at: SystemTime) -> Option<String> {
+    let waiting = report.get("hours_remaining")?.as_u64()?;
+    let timestamp_ms = at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let line = serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "tally",
+                "Dimensions": [["Function"]],
+                "Metrics": [{"Name": "TouchedHoursWaiting", "Unit": "Count"}],
+            }],
+        },
+        "Function": "rollup",
+        "TouchedHoursWaiting": waiting,
+    });
+    Some(line.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollup_reports_become_one_emf_line() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_790_000_000_123);
+        let report = serde_json::json!({"hours_recomputed": [], "hours_remaining": 7});
+        let line = touched_hours_waiting_metric(&report, at).expect("a rollup report has a metric");
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(!line.contains('\n'), "EMF must be one log line");
+        assert_eq!(parsed["TouchedHoursWaiting"], 7);
+        assert_eq!(parsed["Function"], "rollup");
+        let directive = &parsed["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "tally");
+        assert_eq!(directive["Dimensions"], serde_json::json!([["Function"]]));
+        assert_eq!(directive["Metrics"][0]["Name"], "TouchedHoursWaiting");
+        assert_eq!(parsed["_aws"]["Timestamp"], 1_790_000_000_123u64);
+    }
+
+    #[test]
+    fn compaction_and_backfill_reports_publish_nothing() {
+        let now = SystemTime::now();
+        assert_eq!(
+            touched_hours_waiting_metric(&serde_json::json!({"files_merged": 3}), now),
+            None
+        );
+        let backfill = serde_json::json!({"backfill": {"hours_remaining": 2}});
+        assert_eq!(touched_hours_waiting_metric(&backfill, now), None);
+    }
 }
