@@ -7,7 +7,7 @@ ADDR ?= 127.0.0.1:8080
 
 VENV ?= .venv
 
-.PHONY: demo test package infra-check fmt lint sql-check clean-demo
+.PHONY: demo test bench package infra-check fmt lint sql-check clean-demo
 
 ## Generate 30 days of realistic events, ingest, roll up, print a sample answer, serve the API on $(ADDR).
 demo:
@@ -17,6 +17,13 @@ demo:
 test: $(VENV)/bin/moto_server infra-check
 	$(CARGO) fmt --all -- --check
 	VENV=$(VENV) tests/support/with-moto.sh $(CARGO) test --workspace --no-fail-fast
+
+## Benchmarks beside DuckDB on the same data (bench/run.py): prints every figure and writes bench/RESULTS.md.
+## The data set (10.5M events, 35 days) is generated once into bench/data/; make package runs when no zips exist.
+bench: $(VENV)/bin/moto_server
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'duckdb>=1.1,<2'
+	$(CARGO) build --release --workspace --bins
+	VENV=$(VENV) tests/support/with-moto.sh $(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 ## The S3/SQS/DynamoDB emulator for the tests, in a local virtualenv.
 $(VENV)/bin/moto_server:

@@ -1,5 +1,6 @@
 //! The `tally` command: the whole pipeline on one machine, no cloud account needed.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -96,6 +97,24 @@ enum Command {
         #[command(subcommand)]
         command: SqlCommand,
     },
+    /// Write realistic demo events (duplicates, late and malformed lines included) as NDJSON, in
+    /// delivery order; the same seed and end give the same bytes.
+    Generate {
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, default_value_t = 20_000)]
+        events_per_day: u32,
+        #[arg(long, default_value_t = 5_000)]
+        users: u32,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Events occur before this UTC time (RFC 3339); the current hour when absent.
+        #[arg(long)]
+        end: Option<String>,
+        /// Output file; standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Generate realistic events, ingest, roll up, print a sample answer and serve.
     Demo {
         #[arg(long, default_value_t = 30)]
@@ -167,6 +186,29 @@ async fn main() -> Result<()> {
     if let Command::Send { queue_url, files } = &cli.command {
         return send(queue_url, files).await;
     }
+    if let Command::Generate {
+        days,
+        events_per_day,
+        users,
+        seed,
+        end,
+        out,
+    } = &cli.command
+    {
+        let end = match end {
+            None => tally::period::floor_hour(Utc::now()),
+            Some(text) => DateTime::parse_from_rfc3339(text)
+                .with_context(|| format!("--end must be an RFC 3339 time, got {text:?}"))?
+                .with_timezone(&Utc),
+        };
+        let spec = DemoSpec {
+            events_per_day: *events_per_day,
+            users: *users,
+            seed: *seed,
+            ..DemoSpec::new(*days, end)
+        };
+        return generate(&spec, out.as_deref());
+    }
     let local = Local::open(&cli.data, catalog, reporting_tz)?;
     match cli.command {
         Command::Ingest { files } => print_json(&ingest_files(&local, &files).await?),
@@ -216,7 +258,9 @@ async fn main() -> Result<()> {
             print_json(&service.query(&params, Utc::now()).await?)
         }
         Command::Serve(args) => serve(&local, args).await,
-        Command::Sql { .. } | Command::Send { .. } => unreachable!("handled above"),
+        Command::Sql { .. } | Command::Send { .. } | Command::Generate { .. } => {
+            unreachable!("handled above")
+        }
         Command::Demo {
             days,
             events_per_day,
@@ -308,6 +352,24 @@ async fn serve(local: &Local, args: ServeArgs) -> Result<()> {
             tokio::signal::ctrl_c().await.ok();
         })
         .await?;
+    Ok(())
+}
+
+fn generate(spec: &DemoSpec, out: Option<&Path>) -> Result<()> {
+    let mut sink: Box<dyn Write> = match out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut result = Ok(());
+    demo::generate(spec, |_, bytes| {
+        if result.is_ok() {
+            result = sink.write_all(&bytes);
+        }
+    });
+    result.and_then(|()| sink.flush())?;
     Ok(())
 }
 

@@ -1,0 +1,425 @@
+#!/usr/bin/env python3
+"""`make bench`: tally measured beside DuckDB on the same data, in one run, on this machine.
+
+Steps (each prints as it goes; the table lands in bench/RESULTS.md):
+  1. NDJSON -> partitioned Parquet: `tally ingest` vs DuckDB's COPY ... (FORMAT parquet, zstd) with
+     the same thread count; events/s per core (events / CPU seconds) and peak memory.
+  2. Full rollup of every hour (`tally rollup`) vs DuckDB running the same metric SQL, for every
+     subset of each metric's dimensions, per hour, day and month, over the same Parquet files.
+  3. Incremental rollup after late events touch one hour of an old day, as a share of the full one.
+  4. Query latency p50/p99 for 7/30/90-day daily series (plain, filtered, grouped), in-process and
+     over HTTP from another process (bench/tally_bench.rs).
+  5. Functions: zip sizes (make package), cold start under a local Runtime API, peak memory of
+     ingest on a 6 MB SQS batch.
+
+The data set (`tally generate`, fixed seed and end) is cached in bench/data/ between runs.
+Run with tests/support/with-moto.sh so that the functions have S3 and DynamoDB.
+"""
+
+import argparse
+import datetime as dt
+import http.server
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(ROOT, "bench", "data")
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+BIN = os.path.join(TARGET, "release")
+SPEC = {"days": 35, "events_per_day": 300_000, "users": 200_000, "seed": 42, "end": "2026-11-01T00:00:00Z"}
+END_DATE = SPEC["end"][:10]
+THREADS = os.cpu_count()
+results = []  # (section, name, value, note)
+
+
+def say(msg):
+    print(msg, flush=True)
+
+
+def record(section, name, value, note=""):
+    results.append((section, name, value, note))
+    say(f"  {name}: {value}" + (f"  ({note})" if note else ""))
+
+
+def measure(cmd, env=None, stdin=None):
+    """Runs cmd; returns (wall seconds, cpu seconds, peak RSS MiB, stdout text)."""
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stdin=stdin, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        text = out.read().decode()
+    if status != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({status}):\n{text[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text
+
+
+def tally(*args, data):
+    return [os.path.join(BIN, "tally"), "--data", data, *args]
+
+
+def dataset():
+    os.makedirs(DATA, exist_ok=True)
+    key = "-".join(str(SPEC[k]) for k in ("days", "events_per_day", "users", "seed")) + "-" + END_DATE
+    path = os.path.join(DATA, f"events-{key}.ndjson")
+    if not os.path.exists(path):
+        say(f"generating {path} (cached for later runs)")
+        args = [f"--{k.replace('_', '-')}={v}" for k, v in SPEC.items()]
+        subprocess.run([os.path.join(BIN, "tally"), "generate", *args, "--out", path + ".part"], check=True)
+        os.rename(path + ".part", path)
+    with open(path, "rb") as f:
+        lines = sum(buf.count(b"\n") for buf in iter(lambda: f.read(1 << 24), b""))
+    return path, lines
+
+
+DUCK = os.path.join(os.path.dirname(sys.executable), "python")
+
+
+def duckdb(script, threads):
+    """Runs SQL in a fresh DuckDB process (so its time and memory are its own)."""
+    code = (
+        "import duckdb, sys\n"
+        "con = duckdb.connect()\n"
+        f"con.execute(\"SET threads={threads}; SET TimeZone='UTC'; SET preserve_insertion_order=false\")\n"
+        "for stmt in sys.stdin.read().split(';\\n'):\n"
+        "    if stmt.strip():\n"
+        "        con.execute(stmt)\n"
+    )
+    with tempfile.TemporaryFile() as f:
+        f.write(script.encode())
+        f.seek(0)
+        return measure([DUCK, "-c", code], stdin=f)
+
+
+def ingest(events, lines):
+    say("\n[1] NDJSON -> partitioned Parquet")
+    lake = os.path.join(DATA, "lake")
+    shutil.rmtree(lake, ignore_errors=True)
+    wall, cpu, rss, out = measure(tally("ingest", events, data=lake))
+    summary = json.loads(out)
+    tally_rate = lines / cpu
+    record("ingest", "tally ingest", f"{lines / wall:,.0f} events/s wall, {tally_rate:,.0f} events/s per CPU-second",
+           f"{lines:,} lines in {wall:.1f} s, {cpu:.1f} CPU-s; {summary['accepted']:,} accepted, {summary['rejected']:,} quarantined")
+    record("ingest", "tally ingest peak memory", f"{rss:,.0f} MiB")
+    threads = max(1, round(cpu / wall))
+    out_dir = os.path.join(DATA, "duckdb-parquet")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    columns = ("{event_id: 'VARCHAR', event_type: 'VARCHAR', occurred_at: 'TIMESTAMPTZ', user_id: 'VARCHAR', "
+               "session_id: 'VARCHAR', correlation_id: 'VARCHAR', service: 'VARCHAR', country: 'VARCHAR', "
+               "browser: 'VARCHAR', device: 'VARCHAR', item_id: 'VARCHAR', content_id: 'VARCHAR', "
+               "price: 'DECIMAL(18,6)', quantity: 'BIGINT', attributes: 'JSON'}")
+    sql = (f"COPY (SELECT *, now() AS received_at, strftime(occurred_at, '%Y-%m-%d') AS date, "
+           f"strftime(occurred_at, '%H') AS hour FROM read_ndjson('{events}', columns={columns}, "
+           f"ignore_errors=true, maximum_object_size=65536)) "
+           f"TO '{out_dir}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (date, hour));\n")
+    d_wall, d_cpu, d_rss, _ = duckdb(sql, threads)
+    duck_rate = lines / d_cpu
+    record("ingest", f"DuckDB COPY to Parquet ({threads} thread{'s' if threads > 1 else ''})",
+           f"{lines / d_wall:,.0f} events/s wall, {duck_rate:,.0f} events/s per CPU-second",
+           f"{d_wall:.1f} s, {d_cpu:.1f} CPU-s, peak {d_rss:,.0f} MiB; no validation, no dedupe")
+    record("ingest", "ratio tally / DuckDB (per CPU-second)", f"{tally_rate / duck_rate:.2f}x", "target >= 3x")
+    record("ingest", "ratio tally / DuckDB (wall, same threads)", f"{d_wall / wall:.2f}x")
+    return lake
+
+
+def metric_sql():
+    out = []
+    for name in sorted(os.listdir(os.path.join(ROOT, "sql"))):
+        if not name.endswith(".sql"):
+            continue
+        with open(os.path.join(ROOT, "sql", name)) as f:
+            text = f.read()
+        dims = [d.strip() for d in re.search(r"^-- dimensions:(.*)$", text, re.M).group(1).split(",") if d.strip()]
+        body = "\n".join(l for l in text.splitlines() if not l.startswith("--")).strip()
+        out.append((name[:-4], dims, body))
+    return out
+
+
+def subsets(dims):
+    return [[d for i, d in enumerate(dims) if mask >> i & 1] for mask in range(1 << len(dims))]
+
+
+def duckdb_rollup_script(lake):
+    """The metric SQL, per hour, day and month, for every subset of its dimensions (as tally stores)."""
+    files = os.path.join(lake, "events", "**", "*.parquet")
+    script = (f"CREATE VIEW events_raw AS SELECT * FROM read_parquet('{files}', hive_partitioning=false);\n")
+    for grain in ("hour", "day", "month"):
+        script += f"CREATE VIEW events_{grain} AS SELECT *, date_trunc('{grain}', occurred_at) AS __period FROM events_raw;\n"
+    n = 0
+    for name, dims, body in metric_sql():
+        group = re.search(r"GROUP BY\s+(.*)$", body, re.S)
+        if not body.upper().startswith("SELECT ") or " FROM events" not in body or not group:
+            sys.exit(f"sql/{name}.sql is not of the SELECT ... FROM events ... GROUP BY shape the benchmark rewrites")
+        sets = ", ".join("(" + ", ".join(["__period", *s]) + ")" for s in subsets(dims))
+        for grain in ("hour", "day", "month"):
+            q = "SELECT __period, " + body[len("SELECT "):group.start()].replace(" FROM events", f" FROM events_{grain}")
+            q += f"GROUP BY GROUPING SETS ({sets})"
+            script += f"CREATE TEMP TABLE r{n} AS {q};\n"
+            n += 1
+    return script
+
+
+def rollup(lake):
+    say("\n[2] Full rollup of every hour")
+    wall, cpu, rss, out = measure(tally("rollup", data=lake))
+    report = json.loads(out)
+    record("rollup", "tally rollup (every hour, day, month)", f"{wall:.1f} s",
+           f"{len(report['hours_recomputed'])} hours, {report['rows_written']:,} rows, {cpu:.1f} CPU-s, peak {rss:,.0f} MiB")
+    d_wall, d_cpu, d_rss, _ = duckdb(duckdb_rollup_script(lake), THREADS)
+    record("rollup", f"DuckDB, same SQL and grouping sets ({THREADS} threads)", f"{d_wall:.1f} s",
+           f"{d_cpu:.1f} CPU-s, peak {d_rss:,.0f} MiB; results kept in memory, not stored")
+    record("rollup", "ratio tally / DuckDB (time)", f"{wall / d_wall:.2f}", "target <= 1.0")
+    return wall
+
+
+def incremental(lake, full_wall):
+    say("\n[3] Incremental rollup after late events")
+    hour = dt.datetime.fromisoformat(SPEC["end"].replace("Z", "+00:00")) - dt.timedelta(days=20, hours=12)
+    late = os.path.join(DATA, "late.ndjson")
+    with open(late, "w") as f:
+        for i in range(1000):
+            at = hour + dt.timedelta(seconds=i * 3)
+            f.write(json.dumps({"event_id": f"late-{i}", "event_type": "purchase", "occurred_at": at.isoformat(),
+                                "user_id": f"user-late-{i % 50}", "country": "KR", "item_id": "item-pro",
+                                "price": "19.99"}) + "\n")
+    measure(tally("ingest", late, data=lake))
+    wall, _, _, out = measure(tally("rollup", data=lake))
+    report = json.loads(out)
+    if len(report["hours_recomputed"]) != 1:
+        sys.exit(f"the late events should touch one hour, the rollup recomputed {report['hours_recomputed']}")
+    record("incremental", "tally rollup of one late hour (with its day and month)", f"{wall:.2f} s",
+           f"{wall / full_wall:.1%} of the full rollup; target <= 2%")
+
+
+def check_against_duckdb(lake):
+    """Not a timing: the stored revenue equals DuckDB's sum over the same Parquet."""
+    _, _, _, out = measure(tally("query", "revenue", "--from", "2000-01-01", "--to", END_DATE, data=lake))
+    ours = json.loads(out)["total"]
+    files = os.path.join(lake, "events", "**", "*.parquet")
+    code = ("import duckdb; print(duckdb.sql(\"SELECT SUM(price * COALESCE(quantity, 1)) FROM read_parquet('"
+            + files + "', hive_partitioning=false) WHERE event_type = 'purchase'\").fetchone()[0])")
+    theirs = subprocess.run([DUCK, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    if float(ours) != float(theirs):  # both exact decimals printed; compare as numbers
+        sys.exit(f"revenue differs: tally {ours}, DuckDB {theirs}")
+    say(f"  check: all-time revenue {ours} equals DuckDB's sum over the same files")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def latency_rows(text, where):
+    for line in text.splitlines():
+        r = json.loads(line)
+        record("query", f"{where}: {r['range_days']}-day daily, {r['shape']}",
+               f"p50 {r['p50_us'] / 1000:.2f} ms, p99 {r['p99_us'] / 1000:.2f} ms", f"n={r['n']}")
+
+
+def queries(lake):
+    say("\n[4] Query latency (revenue, daily series)")
+    bench = os.path.join(BIN, "tally-bench")
+    _, _, _, out = measure([bench, "--end", END_DATE, "in-process", "--data", lake])
+    latency_rows(out, "in-process")
+    port = free_port()
+    server = subprocess.Popen(tally("serve", "--addr", f"127.0.0.1:{port}", data=lake), stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health")
+                break
+            except OSError:
+                time.sleep(0.1)
+        _, _, _, out = measure([bench, "--end", END_DATE, "http", "--addr", f"127.0.0.1:{port}"])
+        latency_rows(out, "HTTP")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+class RuntimeApi(http.server.ThreadingHTTPServer):
+    """A local Lambda Runtime API serving one invocation."""
+
+    daemon_threads = True
+
+    def __init__(self, event):
+        super().__init__(("127.0.0.1", 0), RuntimeHandler)
+        self.event, self.outcome, self.done = event.encode(), None, threading.Event()
+        self.served = False
+
+
+class RuntimeHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.server.served:
+            self.server.done.wait(600)  # one invocation per process
+            return
+        self.server.served = True
+        self.send_response(200)
+        deadline = int(time.time() * 1000) + 600_000
+        for k, v in {"Lambda-Runtime-Aws-Request-Id": "bench", "Lambda-Runtime-Deadline-Ms": str(deadline),
+                     "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:us-east-1:123456789012:function:bench",
+                     "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000",
+                     "Content-Length": str(len(self.server.event))}.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(self.server.event)
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        self.server.outcome = (self.path.rsplit("/", 1)[-1], body.decode(errors="replace"))
+        self.server.done.set()
+
+
+def invoke(binary, env, event):
+    """Starts the function binary, serves it `event`; returns (cold start s, peak RSS MiB, outcome)."""
+    api = RuntimeApi(event)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    full_env = {"PATH": os.environ["PATH"], "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api.server_address[1]}",
+                "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512", **env}
+    started = time.perf_counter()
+    proc = subprocess.Popen([binary], env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not api.done.wait(600):
+        proc.kill()
+        sys.exit(f"{binary} gave no answer")
+    took = time.perf_counter() - started
+    with open(f"/proc/{proc.pid}/status") as f:
+        hwm = int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) / 1024
+    proc.kill()
+    proc.wait()
+    api.shutdown()
+    kind, body = api.outcome
+    if kind != "response":
+        sys.exit(f"{binary} answered {kind}: {body[:500]}")
+    return took, hwm, body
+
+
+def sqs_batch(events, target_bytes=6 * 1024 * 1024):
+    """An SQS event of about `target_bytes`, as `tally send` packs messages (JSON arrays <= 250 KiB)."""
+    records, body, size, count = [], [], 0, 0
+    with open(events) as f:
+        for line in f:
+            if not line.startswith("{"):
+                continue
+            if size + len(line) > 250 * 1024:
+                records.append("[" + ",".join(body) + "]")
+                body, size = [], 0
+                if sum(len(r) for r in records) + 2048 * len(records) > target_bytes - 260 * 1024:
+                    break
+            body.append(line.strip())
+            size += len(line) + 1
+            count += 1
+    count -= len(body)
+    return json.dumps({"Records": [{
+        "messageId": f"m-{i}", "receiptHandle": f"h-{i}", "body": r, "attributes": {
+            "ApproximateReceiveCount": "1", "SentTimestamp": "1790000000000", "SenderId": "bench",
+            "ApproximateFirstReceiveTimestamp": "1790000000000"},
+        "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:tally-events", "awsRegion": "us-east-1"}
+        for i, r in enumerate(records)]}), count
+
+
+def functions(events, package):
+    say("\n[5] Functions")
+    zips = {f: os.path.join(ROOT, "target", "lambda", f"tally-{f}", "bootstrap.zip") for f in ("ingest", "rollup", "api")}
+    if package and not all(os.path.exists(z) for z in zips.values()):
+        subprocess.run(["make", "package"], cwd=ROOT, check=True)
+    for f, z in zips.items():
+        if os.path.exists(z):
+            record("functions", f"{f} zip (arm64)", f"{os.path.getsize(z) / 1e6:.1f} MB", "target <= 10 MB")
+    endpoint = os.environ.get("TALLY_TEST_AWS_ENDPOINT")
+    if not endpoint:
+        sys.exit("run under tests/support/with-moto.sh (the functions need S3 and DynamoDB)")
+    import boto3
+
+    aws = {"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test",
+           "AWS_SECRET_ACCESS_KEY": "test", "AWS_ALLOW_HTTP": "true"}
+    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+    bucket, table = f"bench-{int(time.time())}", f"bench-{int(time.time())}"
+    session.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+    session.client("dynamodb", endpoint_url=endpoint).create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        # As DynamoStore::create_table and infra/dynamodb.tf.
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, t in (("pk", "S"), ("sk", "N"), ("set_pk", "S"))],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[{"IndexName": "by_set", "Projection": {"ProjectionType": "ALL"}, "KeySchema": [
+            {"AttributeName": "set_pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]}])
+    env = {**aws, "TALLY_BUCKET": bucket, "TALLY_TABLE": table}
+    batch, n = sqs_batch(events)
+    took, hwm, body = invoke(os.path.join(BIN, "tally-ingest"), env, batch)
+    if json.loads(body) != {"batchItemFailures": []}:
+        sys.exit(f"ingest failed records: {body[:300]}")
+    record("functions", f"ingest: {len(batch) / 1e6:.1f} MB SQS batch ({n:,} events)", f"peak {hwm:.0f} MiB",
+           f"process start to response {took * 1000:.0f} ms (incl. S3 writes to moto); target <= 256 MiB")
+    for f, event in (("api", json.dumps({**json.loads(open(os.path.join(ROOT, "tests", "fixtures", "api-gateway-v2-request.json")).read()), "rawPath": "/health", "rawQueryString": ""})),
+                     ("rollup", json.dumps({"job": "rollup"})),
+                     ("ingest", open(os.path.join(ROOT, "tests", "fixtures", "sqs-event.json")).read())):
+        took, hwm, body = invoke(os.path.join(BIN, f"tally-{f}"), env, event)
+        record("functions", f"{f} cold start (x86_64 release, local Runtime API)", f"{took * 1000:.0f} ms",
+               f"process start to first response, incl. its first invocation; peak {hwm:.0f} MiB; target <= 50 ms")
+
+
+def write_results():
+    today = dt.date.today().isoformat()
+    lines = [f"# Benchmark results", "",
+             f"`make bench` on {today}, {os.cpu_count()} cores ({platform()}), data: `tally generate` "
+             f"{SPEC['days']} days x {SPEC['events_per_day']:,} events/day, {SPEC['users']:,} users, seed {SPEC['seed']} "
+             f"(duplicates, late and malformed lines included).", ""]
+    section = None
+    for sec, name, value, note in results:
+        if sec != section:
+            lines += ["", f"## {sec}", "", "| measure | figure | notes |", "| --- | --- | --- |"]
+            section = sec
+        lines.append(f"| {name} | {value} | {note} |")
+    path = os.path.join(ROOT, "bench", "RESULTS.md")
+    old = open(path).read() if os.path.exists(path) else ""
+    analysis = old[old.index("<!-- analysis -->"):] if "<!-- analysis -->" in old else "<!-- analysis -->\n"
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n\n" + analysis)
+    say(f"\nwrote {path}")
+
+
+def platform():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
+    except (OSError, AttributeError):
+        return "unknown CPU"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--no-package", action="store_true", help="skip make package (zip sizes) when no zips exist")
+    args = p.parse_args()
+    events, lines = dataset()
+    say(f"data: {events} ({lines:,} lines, {os.path.getsize(events) / 1e9:.2f} GB)")
+    lake = ingest(events, lines)
+    full = rollup(lake)
+    check_against_duckdb(lake)
+    incremental(lake, full)
+    queries(lake)
+    functions(events, not args.no_package)
+    write_results()
+
+
+if __name__ == "__main__":
+    main()
