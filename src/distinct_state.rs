@@ -104,11 +104,48 @@ pub async fn load(
     grain: Grain,
     start: DateTime<Utc>,
 ) -> Result<GroupSets, StorageError> {
+    Ok(load_saved(storage, metric, grain, start)
+        .await?
+        .unwrap_or_default())
+}
+
+/// The sets of a period, or `None` when none were ever saved for it.
+pub async fn load_saved(
+    storage: &Storage,
+    metric: &str,
+    grain: Grain,
+    start: DateTime<Utc>,
+) -> Result<Option<GroupSets>, StorageError> {
     match storage.get_bytes(&path(metric, grain, start)).await? {
-        None => Ok(GroupSets::new()),
+        None => Ok(None),
         Some(bytes) => decode(&bytes)
+            .map(Some)
             .map_err(|e| StorageError::Other(format!("{}: {e}", path(metric, grain, start)))),
     }
+}
+
+/// The starts of every period of `grain` with saved sets, ascending.
+pub async fn starts(
+    storage: &Storage,
+    metric: &str,
+    grain: Grain,
+) -> Result<Vec<DateTime<Utc>>, StorageError> {
+    let mut out = Vec::new();
+    for p in storage
+        .list(&format!("_state/distinct/{metric}/{grain}"))
+        .await?
+    {
+        let stem = p.filename().and_then(|f| f.strip_suffix(".bin"));
+        match stem
+            .and_then(|s| s.parse::<i64>().ok())
+            .and_then(|t| DateTime::from_timestamp(t, 0))
+        {
+            Some(t) => out.push(t),
+            None => tracing::warn!(path = %p, "not a distinct-state file; skipped"),
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Adds `other` into `into`, keeping each group's hashes sorted and unique.

@@ -15,16 +15,21 @@ pub enum Grain {
     Hour,
     Day,
     Month,
+    /// Everything stored: one row per group, starting at [`ALL_TIME_START`], so that the all-time
+    /// total is one read.
+    All,
 }
 
-impl Grain {
-    pub const ALL: [Grain; 3] = [Grain::Hour, Grain::Day, Grain::Month];
+/// The start of the one [`Grain::All`] period.
+pub const ALL_TIME_START: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
 
+impl Grain {
     pub fn as_str(self) -> &'static str {
         match self {
             Grain::Hour => "hour",
             Grain::Day => "day",
             Grain::Month => "month",
+            Grain::All => "all",
         }
     }
 }
@@ -42,6 +47,7 @@ impl FromStr for Grain {
             "hour" => Ok(Grain::Hour),
             "day" => Ok(Grain::Day),
             "month" => Ok(Grain::Month),
+            "all" => Ok(Grain::All),
             _ => Err(format!("unknown grain {s:?}")),
         }
     }
@@ -129,6 +135,7 @@ pub fn period_start(grain: Grain, tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
         Grain::Hour => floor_hour(t),
         Grain::Day => day_start(tz, t),
         Grain::Month => month_start(tz, t),
+        Grain::All => ALL_TIME_START,
     }
 }
 
@@ -137,6 +144,7 @@ pub fn period_end(grain: Grain, tz: Tz, start: DateTime<Utc>) -> DateTime<Utc> {
         Grain::Hour => start + Duration::hours(1),
         Grain::Day => next_day(tz, start),
         Grain::Month => next_month(tz, start),
+        Grain::All => DateTime::<Utc>::MAX_UTC,
     }
 }
 

@@ -456,35 +456,18 @@ impl QueryService {
             .iter()
             .map(|(a, b)| period::decompose(*a, *b, rtz))
             .collect();
-        let mut needed: BTreeMap<Grain, (DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
-        for p in parts.iter().flatten() {
-            let e = needed.entry(p.grain).or_insert((p.start, p.start));
-            e.0 = e.0.min(p.start);
-            e.1 = e.1.max(p.start);
-        }
-
-        let mut rows: HashMap<Period, Measure> = HashMap::new();
-        for (grain, (lo, hi)) in &needed {
-            for r in self
-                .store
-                .series(
-                    &plan.def.name,
-                    *grain,
-                    &filter_dims,
-                    *lo,
-                    *hi + Duration::seconds(1),
-                )
-                .await?
-            {
-                rows.insert(
-                    Period {
-                        grain: r.grain,
-                        start: r.start,
-                    },
-                    r.measure,
-                );
-            }
-        }
+        // Every read of the answer at once (one wave of requests on DynamoDB); group_by adds its own.
+        let all_time = Period {
+            grain: Grain::All,
+            start: period::ALL_TIME_START,
+        };
+        let mut keys: Vec<Period> = parts.iter().flatten().copied().collect();
+        keys.push(all_time);
+        let fetched = self
+            .store
+            .fetch(&plan.def.name, &filter_dims, &keys, &[META_AS_OF])
+            .await?;
+        let rows = fetched.rows;
         let current = merge_periods(&parts[0], &rows)?;
         let previous = merge_periods(&parts[1], &rows)?;
         let mut approximate = current.approximate || previous.approximate;
@@ -498,24 +481,12 @@ impl QueryService {
             });
         }
 
-        let (epoch, far) = (
-            DateTime::<Utc>::from_timestamp(0, 0).expect("epoch"),
-            DateTime::<Utc>::from_timestamp(7_258_118_400, 0).expect("2200"),
-        );
-        let mut all_time = Merger::default();
-        for r in self
-            .store
-            .series(&plan.def.name, Grain::Month, &filter_dims, epoch, far)
-            .await?
-        {
-            all_time.add(&r.measure);
-        }
-        let total = all_time.finish().map_err(QueryError::Internal)?;
+        let total = merge_periods(&[all_time], &rows)?;
         approximate |= total.approximate;
 
         let groups = match &plan.group_by {
             None => None,
-            Some(g) => Some(self.groups(&plan, g, &parts[..2], &needed).await?),
+            Some(g) => Some(self.groups(&plan, g, &parts[..2]).await?),
         };
         if let Some(gs) = &groups {
             approximate |= gs.iter().any(|g| g.approximate);
@@ -541,7 +512,7 @@ impl QueryService {
             interval: plan.interval,
             series,
             approximate,
-            as_of: self.store.get_meta(META_AS_OF).await?,
+            as_of: fetched.meta.get(META_AS_OF).cloned(),
             filters: plan.filters.clone(),
             group_by: plan.group_by.clone(),
             groups,
@@ -553,7 +524,6 @@ impl QueryService {
         plan: &Plan,
         by: &str,
         parts: &[Vec<Period>],
-        needed: &BTreeMap<Grain, (DateTime<Utc>, DateTime<Utc>)>,
     ) -> Result<Vec<Group>, QueryError> {
         let set = dim_set_key(
             plan.filters
@@ -562,8 +532,14 @@ impl QueryService {
                 .collect::<BTreeSet<_>>(),
         );
         let mut by_group: BTreeMap<Option<String>, HashMap<Period, Measure>> = BTreeMap::new();
-        let wanted: BTreeSet<Grain> = parts.iter().flatten().map(|p| p.grain).collect();
-        for (grain, (lo, hi)) in needed.iter().filter(|(g, _)| wanted.contains(g)) {
+        // One Query per grain on the dimension-set index, over the span the ranges need.
+        let mut needed: BTreeMap<Grain, (DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
+        for p in parts.iter().flatten() {
+            let span = needed.entry(p.grain).or_insert((p.start, p.start));
+            span.0 = span.0.min(p.start);
+            span.1 = span.1.max(p.start);
+        }
+        for (grain, (lo, hi)) in &needed {
             for r in self
                 .store
                 .groups(

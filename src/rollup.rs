@@ -3,7 +3,8 @@
 //! Hour rows come from the events (each `event_id` once) through the metric SQL. Day rows merge
 //! hour rows and month rows merge day rows: sums add; distinct counts union the exact per-period
 //! sets kept by [`crate::distinct_state`], so every stored period is exact, and carries a sketch for
-//! ranges that span several periods.
+//! ranges that span several periods. One all-time row per group ([`Grain::All`]) makes the
+//! dashboard's total a single read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -66,7 +67,7 @@ impl Rollup {
         let listed_at = Utc::now();
         let markers = self.storage.touched_markers().await?;
         let hours: BTreeSet<DateTime<Utc>> = markers.iter().map(|m| m.hour).collect();
-        let mut report = self.recompute(&hours, None, deadline).await?;
+        let mut report = self.recompute(&hours, None, deadline, false).await?;
         let done: BTreeSet<_> = report.hours_recomputed.iter().copied().collect();
         let cleared: Vec<TouchedMarker> = markers
             .into_iter()
@@ -97,7 +98,9 @@ impl Rollup {
             .into_iter()
             .filter(|h| range.is_none_or(|(from, to)| *h >= from && *h < to))
             .collect();
-        self.recompute(&hours, metrics, deadline).await
+        // Without a range every month is rebuilt, so all-time rows start again from nothing.
+        self.recompute(&hours, metrics, deadline, range.is_none())
+            .await
     }
 
     async fn check_reporting_tz(&self, rebuilding: bool) -> Result<(), RollupError> {
@@ -133,6 +136,7 @@ impl Rollup {
         hours: &BTreeSet<DateTime<Utc>>,
         only: Option<&[String]>,
         deadline: Option<Instant>,
+        from_scratch: bool,
     ) -> Result<RollupReport, RollupError> {
         let metrics = self.metrics(only)?;
         let mut kinds = Vec::with_capacity(metrics.len());
@@ -170,6 +174,13 @@ impl Rollup {
             }
         }
         report.months_rebuilt = months.len();
+        if !months.is_empty() {
+            for (m, kind) in metrics.iter().zip(&kinds) {
+                report.rows_written += self
+                    .rebuild_all_time(m, *kind, &months, from_scratch)
+                    .await?;
+            }
+        }
         Ok(report)
     }
 
@@ -238,7 +249,7 @@ impl Rollup {
         } else {
             Grain::Hour
         };
-        let rows: Vec<PeriodRow> = if kind == MeasureKind::DistinctCount {
+        let rows = if kind == MeasureKind::DistinctCount {
             let mut sets = GroupSets::new();
             let mut t = start;
             while t < end {
@@ -249,48 +260,111 @@ impl Rollup {
                 t = period::period_end(finer, tz, t);
             }
             distinct_state::save(&self.storage, &def.name, grain, start, &sets).await?;
-            sets.iter()
-                .map(|(key, hashes)| {
-                    let dims = parse_dims_key(key)
-                        .map_err(|e| RollupError::Config(format!("bad group key {key}: {e}")))?;
-                    Ok(PeriodRow {
-                        metric: def.name.clone(),
-                        grain,
-                        start,
-                        dims,
-                        measure: Measure::distinct_from_hashes(hashes),
-                    })
-                })
-                .collect::<Result<_, RollupError>>()?
+            distinct_rows(def, grain, start, &sets)?
         } else {
-            let mut sums: BTreeMap<String, (Dims, Decimal)> = BTreeMap::new();
-            for set in dimension_sets(def) {
-                for r in self
-                    .store
-                    .groups(&def.name, finer, &set, start, end)
-                    .await?
-                {
-                    if let Measure::Additive(v) = r.measure {
-                        sums.entry(dims_key(&r.dims))
-                            .or_insert_with(|| (r.dims.clone(), Decimal::ZERO))
-                            .1 += v;
-                    }
-                }
-            }
-            sums.into_values()
-                .map(|(dims, v)| PeriodRow {
-                    metric: def.name.clone(),
-                    grain,
-                    start,
-                    dims,
-                    measure: Measure::Additive(v),
-                })
-                .collect()
+            self.summed_rows(def, finer, grain, start, end).await?
         };
         let n = rows.len();
         self.store.put(rows).await?;
         Ok(n)
     }
+
+    /// The all-time rows, one per group. Sums add every month row. Distinct counts keep the exact
+    /// set of every value seen, grown by the months just rebuilt (values only ever arrive), or built
+    /// again from every month's set when `from_scratch` (a full rollup, as after a metric changed).
+    async fn rebuild_all_time(
+        &self,
+        def: &MetricDef,
+        kind: MeasureKind,
+        months: &BTreeSet<DateTime<Utc>>,
+        from_scratch: bool,
+    ) -> Result<usize, RollupError> {
+        let (all, start) = (Grain::All, period::ALL_TIME_START);
+        let rows = if kind == MeasureKind::DistinctCount {
+            let saved = match from_scratch {
+                true => None,
+                false => distinct_state::load_saved(&self.storage, &def.name, all, start).await?,
+            };
+            let (mut sets, sources) = match saved {
+                Some(sets) => (sets, months.iter().copied().collect()),
+                None => (
+                    GroupSets::new(),
+                    distinct_state::starts(&self.storage, &def.name, Grain::Month).await?,
+                ),
+            };
+            for month in sources {
+                distinct_state::union_into(
+                    &mut sets,
+                    distinct_state::load(&self.storage, &def.name, Grain::Month, month).await?,
+                );
+            }
+            distinct_state::save(&self.storage, &def.name, all, start, &sets).await?;
+            distinct_rows(def, all, start, &sets)?
+        } else {
+            self.summed_rows(def, Grain::Month, all, start, DateTime::<Utc>::MAX_UTC)
+                .await?
+        };
+        let n = rows.len();
+        self.store.put(rows).await?;
+        Ok(n)
+    }
+
+    /// Rows of `grain` at `start` summing, per group, the `finer` rows in `[start, end)`.
+    async fn summed_rows(
+        &self,
+        def: &MetricDef,
+        finer: Grain,
+        grain: Grain,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<PeriodRow>, RollupError> {
+        let mut sums: BTreeMap<String, (Dims, Decimal)> = BTreeMap::new();
+        for set in dimension_sets(def) {
+            for r in self
+                .store
+                .groups(&def.name, finer, &set, start, end)
+                .await?
+            {
+                if let Measure::Additive(v) = r.measure {
+                    sums.entry(dims_key(&r.dims))
+                        .or_insert_with(|| (r.dims.clone(), Decimal::ZERO))
+                        .1 += v;
+                }
+            }
+        }
+        Ok(sums
+            .into_values()
+            .map(|(dims, v)| PeriodRow {
+                metric: def.name.clone(),
+                grain,
+                start,
+                dims,
+                measure: Measure::Additive(v),
+            })
+            .collect())
+    }
+}
+
+/// Rows of `grain` at `start` from the exact distinct sets of each group.
+fn distinct_rows(
+    def: &MetricDef,
+    grain: Grain,
+    start: DateTime<Utc>,
+    sets: &GroupSets,
+) -> Result<Vec<PeriodRow>, RollupError> {
+    sets.iter()
+        .map(|(key, hashes)| {
+            let dims = parse_dims_key(key)
+                .map_err(|e| RollupError::Config(format!("bad group key {key}: {e}")))?;
+            Ok(PeriodRow {
+                metric: def.name.clone(),
+                grain,
+                start,
+                dims,
+                measure: Measure::distinct_from_hashes(hashes),
+            })
+        })
+        .collect()
 }
 
 /// Every subset of the metric's dimensions, as [`dim_set_key`]s.

@@ -21,8 +21,10 @@ use tally::demo::{self, DemoSpec};
 use tally::local::Local;
 use tally::query::{QueryOptions, QueryParams, QueryService};
 use tally::rollup::Rollup;
+use tally::period::Grain;
 use tally::storage::Storage;
-use tally::store::PeriodStore;
+use tally::store::dynamodb::DynamoStore;
+use tally::store::{PeriodStore, META_AS_OF};
 use tower::ServiceExt;
 
 fn end() -> DateTime<Utc> {
@@ -397,4 +399,105 @@ async fn sns_wrapped_messages_are_unwrapped() {
 async fn dynamodb_store_passes_the_contract_suite() {
     let store = moto::dynamo_store(&moto::unique("contract")).await;
     tally::store::contract::run(&store).await;
+}
+
+/// Records the DynamoDB operation of every HTTP request the client sends.
+#[derive(Debug, Default, Clone)]
+struct RecordRequests(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl RecordRequests {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for RecordRequests {
+    fn name(&self) -> &'static str {
+        "RecordRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let target = context.request().headers().get("x-amz-target");
+        self.0
+            .lock()
+            .unwrap()
+            .push(target.unwrap_or("?").to_string());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_dashboard_answer_costs_at_most_two_dynamodb_requests() {
+    // 200 days of light traffic: a 90-day range and the 90 days before it have data.
+    let spec = DemoSpec {
+        events_per_day: 40,
+        users: 10,
+        seed: 3,
+        late_rate: 0.0,
+        ..DemoSpec::new(200, end())
+    };
+    let mut ndjson = Vec::new();
+    demo::generate(&spec, |_, b| ndjson.extend(b));
+    let (_dir, reference) = local_reference(&ndjson).await;
+
+    // The reference's day, month and all-time rows (what whole-day answers read), copied to DynamoDB.
+    let table = moto::unique("trips");
+    let writer = moto::dynamo_store(&table).await;
+    let metrics = ["revenue", "visitors"];
+    for name in metrics {
+        let def = Catalog::builtin().get(name).unwrap().clone();
+        for grain in [Grain::Day, Grain::Month, Grain::All] {
+            for set in tally::rollup::dimension_sets(&def) {
+                let rows = reference
+                    .store
+                    .groups(name, grain, &set, DateTime::UNIX_EPOCH, DateTime::<Utc>::MAX_UTC)
+                    .await
+                    .unwrap();
+                writer.put(rows).await.unwrap();
+            }
+        }
+    }
+    let as_of = reference.store.get_meta(META_AS_OF).await.unwrap().unwrap();
+    writer.put_meta(META_AS_OF, &as_of).await.unwrap();
+
+    let requests = RecordRequests::default();
+    let config = aws_sdk_dynamodb::config::Builder::from(&moto::sdk().await)
+        .interceptor(requests.clone())
+        .build();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), &table);
+    let aws = QueryService::new(Arc::new(store), Catalog::builtin(), QueryOptions::default());
+    let local = reference.query_service(QueryOptions::default());
+    let now = end() + chrono::Duration::days(1);
+    for days in [7, 30, 90] {
+        for metric in metrics {
+            for filters in [vec![], vec![("country".to_string(), "KR".to_string())]] {
+                let q = QueryParams {
+                    metric: metric.into(),
+                    from: Some((end() - chrono::Duration::days(days)).format("%Y-%m-%d").to_string()),
+                    to: Some(end().format("%Y-%m-%d").to_string()),
+                    interval: Some("day".into()),
+                    filters,
+                    ..Default::default()
+                };
+                requests.take();
+                let answer = aws.query(&q, now).await.unwrap();
+                let sent = requests.take();
+                assert!(
+                    !sent.is_empty() && sent.len() <= 2,
+                    "{days}-day {metric} {:?}: {sent:?}",
+                    q.filters
+                );
+                assert!(sent.iter().all(|op| op.ends_with(".BatchGetItem")), "{sent:?}");
+                let expected = local.query(&q, now).await.unwrap();
+                assert!(!expected.previous_total.is_zero(), "{days}-day {metric}: the previous range has data");
+                assert_eq!(answer, expected, "{days}-day {metric} {:?}", q.filters);
+                assert_eq!(answer.series.len() as i64, days);
+            }
+        }
+    }
 }

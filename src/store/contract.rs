@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use super::{PeriodRow, PeriodStore};
 use crate::dims::Dims;
 use crate::measure::{hash_value, Measure};
-use crate::period::Grain;
+use crate::period::{Grain, Period, ALL_TIME_START};
 
 fn t(day: u32, hour: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 8, day, hour, 0, 0).unwrap()
@@ -178,4 +178,39 @@ pub async fn run(store: &dyn PeriodStore) {
     store.put_meta("as_of", "a").await.unwrap();
     store.put_meta("as_of", "b").await.unwrap();
     assert_eq!(store.get_meta("as_of").await.unwrap().as_deref(), Some("b"));
+
+    // One answer's reads: exactly the periods asked for, of one group, with the meta values set.
+    store
+        .put(vec![row("m", Grain::All, ALL_TIME_START, &kr, "24")])
+        .await
+        .unwrap();
+    let p = |grain, start| Period { grain, start };
+    let mut asked: Vec<Period> = (0..24).map(|h| p(Grain::Hour, t(23, h))).collect();
+    asked.extend([
+        p(Grain::Hour, t(22, 5)), // nothing stored there
+        p(Grain::Day, t(23, 0)),  // stored for `all`, not for `kr`
+        p(Grain::All, ALL_TIME_START),
+    ]);
+    // Over a hundred keys, repeated ones among them, still read in full.
+    asked.extend((0..90).map(|d| p(Grain::Day, t(1, 0) - Duration::days(d))));
+    asked.push(p(Grain::Hour, t(23, 7)));
+    let got = store
+        .fetch("m", &kr, &asked, &["as_of", "nothing"])
+        .await
+        .unwrap();
+    assert_eq!(got.rows.len(), 25, "{:?}", got.rows.keys());
+    assert_eq!(
+        got.rows[&p(Grain::All, ALL_TIME_START)],
+        Measure::Additive(24.into())
+    );
+    assert_eq!(
+        got.rows[&p(Grain::Hour, t(23, 7))],
+        Measure::Additive(1.into())
+    );
+    assert_eq!(got.meta.len(), 1);
+    assert_eq!(got.meta["as_of"], "b");
+    let got = store.fetch("m", &all, &[p(Grain::Day, t(23, 0))], &[]).await.unwrap();
+    assert_eq!(got.rows.len(), 1);
+    assert!(got.meta.is_empty());
+    assert_eq!(store.fetch("m", &all, &[], &[]).await.unwrap(), Default::default());
 }

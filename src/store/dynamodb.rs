@@ -11,10 +11,12 @@
 //! | `sketch` | B | HLL sketch of a distinct count (at most ~8 KiB: far under the 400 KB item limit) |
 //!
 //! A series is one `Query` on `pk` with `sk BETWEEN`; `group_by` is one `Query` on the `by_set` index.
-//! Meta values live under `pk = meta#{key}`, `sk = 0`. Writes are `BatchWriteItem` puts (idempotent
-//! overwrites); unprocessed items are retried here, with backoff, and nowhere else.
+//! An answer's exact periods (and its meta values) are BatchGetItem requests of up to 100 keys, sent
+//! at once. Meta values live under `pk = meta#{key}`, `sk = 0`. Writes are `BatchWriteItem` puts
+//! (idempotent overwrites); unprocessed items and keys are retried here, with backoff, and nowhere
+//! else.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
@@ -22,19 +24,22 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, PutRequest, ScalarAttributeType, WriteRequest,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, PutRequest, ScalarAttributeType,
+    WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
-use super::{PeriodRow, PeriodStore, StoreError};
+use super::{Fetched, PeriodRow, PeriodStore, StoreError};
 use crate::dims::{dim_set_key, dims_key, parse_dims_key, Dims};
 use crate::measure::Measure;
-use crate::period::Grain;
+use crate::period::{Grain, Period};
 
 pub const SET_INDEX: &str = "by_set";
 /// BatchWriteItem takes at most 25 requests.
 const BATCH: usize = 25;
+/// BatchGetItem takes at most 100 keys.
+const GET_BATCH: usize = 100;
 /// Attempts at writing unprocessed items before giving up with an error.
 const MAX_ATTEMPTS: u32 = 8;
 
@@ -154,30 +159,54 @@ where
     Fut: Future<Output = Result<Vec<WriteRequest>, StoreError>>,
 {
     for chunk in requests.chunks(BATCH) {
-        let mut pending = chunk.to_vec();
-        let mut attempt = 0;
-        while !pending.is_empty() {
-            if attempt > 0 {
-                if attempt >= MAX_ATTEMPTS {
-                    return Err(StoreError::Backend(format!(
-                        "dynamodb: {} items still unprocessed after {MAX_ATTEMPTS} attempts",
-                        pending.len()
-                    )));
-                }
-                let wait = Duration::from_millis(25u64 << attempt.min(6));
-                tracing::warn!(
-                    unprocessed = pending.len(),
-                    attempt,
-                    ?wait,
-                    "retrying unprocessed DynamoDB items"
-                );
-                tokio::time::sleep(wait).await;
-            }
-            pending = send(pending).await?;
-            attempt += 1;
-        }
+        until_processed(chunk.to_vec(), |batch| {
+            let sent = send(batch);
+            async move { Ok((sent.await?, Vec::<()>::new())) }
+        })
+        .await?;
     }
     Ok(())
+}
+
+/// Sends `pending` through `send`, which returns what the request left unprocessed and what it
+/// produced, and resends the unprocessed part with exponential backoff. The one place this store
+/// retries (the SDK's own retries cover throttled and failed requests as a whole).
+async fn until_processed<T, R, F, Fut>(mut pending: Vec<T>, mut send: F) -> Result<Vec<R>, StoreError>
+where
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Vec<R>), StoreError>>,
+{
+    let mut out = Vec::new();
+    let mut attempt = 0;
+    while !pending.is_empty() {
+        if attempt > 0 {
+            if attempt >= MAX_ATTEMPTS {
+                return Err(StoreError::Backend(format!(
+                    "dynamodb: {} keys or items still unprocessed after {MAX_ATTEMPTS} attempts",
+                    pending.len()
+                )));
+            }
+            let wait = Duration::from_millis(25u64 << attempt.min(6));
+            tracing::warn!(
+                unprocessed = pending.len(),
+                attempt,
+                ?wait,
+                "retrying unprocessed DynamoDB keys or items"
+            );
+            tokio::time::sleep(wait).await;
+        }
+        let (rest, produced) = send(pending).await?;
+        out.extend(produced);
+        pending = rest;
+        attempt += 1;
+    }
+    Ok(out)
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn meta_pk(key: &str) -> String {
+    format!("meta#{key}")
 }
 
 impl DynamoStore {
@@ -229,6 +258,36 @@ impl DynamoStore {
             .await
             .map_err(sdk)?;
         Ok(())
+    }
+
+    /// Reads up to 100 keys with BatchGetItem, retrying unprocessed keys.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        until_processed(keys, |keys| async move {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(backend)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(sdk)?;
+            let items = out
+                .responses()
+                .and_then(|r| r.get(&self.table))
+                .cloned()
+                .unwrap_or_default();
+            let unprocessed = out
+                .unprocessed_keys()
+                .and_then(|u| u.get(&self.table))
+                .map(|k| k.keys().to_vec())
+                .unwrap_or_default();
+            Ok((unprocessed, items))
+        })
+        .await
     }
 
     async fn query(
@@ -339,12 +398,60 @@ impl PeriodStore for DynamoStore {
         .await
     }
 
+    /// Every key in one wave: BatchGetItem requests of up to 100 keys, sent concurrently.
+    async fn fetch(
+        &self,
+        metric: &str,
+        dims: &Dims,
+        periods: &[Period],
+        meta: &[&str],
+    ) -> Result<Fetched, StoreError> {
+        let key = |pk: String, sk: i64| Item::from([("pk".into(), s(pk)), ("sk".into(), n(sk))]);
+        let mut keys: Vec<Item> = periods
+            .iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|p| key(series_pk(metric, p.grain, dims), p.start.timestamp()))
+            .collect();
+        keys.extend(
+            meta.iter()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .map(|m| key(meta_pk(m), 0)),
+        );
+        let batches = futures::future::try_join_all(
+            keys.chunks(GET_BATCH)
+                .map(|chunk| self.batch_get(chunk.to_vec())),
+        )
+        .await?;
+        let mut fetched = Fetched::default();
+        for item in batches.into_iter().flatten() {
+            let pk = item.get("pk").and_then(|v| v.as_s().ok());
+            match pk.and_then(|pk| pk.strip_prefix("meta#")) {
+                Some(name) => {
+                    if let Some(v) = item.get("value").and_then(|v| v.as_s().ok()) {
+                        fetched.meta.insert(name.to_string(), v.clone());
+                    }
+                }
+                None => {
+                    let r = row_of(&item)?;
+                    let period = Period {
+                        grain: r.grain,
+                        start: r.start,
+                    };
+                    fetched.rows.insert(period, r.measure);
+                }
+            }
+        }
+        Ok(fetched)
+    }
+
     async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("meta#{key}")))
+            .key("pk", s(meta_pk(key)))
             .key("sk", n(0))
             .consistent_read(true)
             .send()
@@ -361,7 +468,7 @@ impl PeriodStore for DynamoStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("meta#{key}")))
+            .item("pk", s(meta_pk(key)))
             .item("sk", n(0))
             .item("value", s(value))
             .send()

@@ -9,12 +9,14 @@ pub mod dynamodb;
 pub mod memory;
 pub mod sqlite;
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use crate::dims::Dims;
 use crate::measure::Measure;
-use crate::period::Grain;
+use crate::period::{Grain, Period};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeriodRow {
@@ -31,6 +33,15 @@ pub enum StoreError {
     Backend(String),
     #[error("period store: corrupt row: {0}")]
     Corrupt(String),
+}
+
+/// What [`PeriodStore::fetch`] read for one answer.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Fetched {
+    /// The stored rows among the periods asked for (a period without events has none).
+    pub rows: HashMap<Period, Measure>,
+    /// The meta values asked for that are set.
+    pub meta: HashMap<String, String>,
 }
 
 #[async_trait]
@@ -58,6 +69,45 @@ pub trait PeriodStore: Send + Sync {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<PeriodRow>, StoreError>;
+
+    /// One answer's reads together: the rows of one group at exactly `periods`, and the `meta`
+    /// values. This default reads each grain's span with `series`; DynamoDB overrides it with
+    /// concurrent BatchGetItem requests, so that an answer costs one wave of requests.
+    async fn fetch(
+        &self,
+        metric: &str,
+        dims: &Dims,
+        periods: &[Period],
+        meta: &[&str],
+    ) -> Result<Fetched, StoreError> {
+        let wanted: BTreeSet<Period> = periods.iter().copied().collect();
+        let mut spans: BTreeMap<Grain, (DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
+        for p in &wanted {
+            let span = spans.entry(p.grain).or_insert((p.start, p.start));
+            span.1 = span.1.max(p.start);
+        }
+        let mut fetched = Fetched::default();
+        for (grain, (lo, hi)) in spans {
+            for r in self
+                .series(metric, grain, dims, lo, hi + Duration::seconds(1))
+                .await?
+            {
+                let period = Period {
+                    grain: r.grain,
+                    start: r.start,
+                };
+                if wanted.contains(&period) {
+                    fetched.rows.insert(period, r.measure);
+                }
+            }
+        }
+        for key in meta {
+            if let Some(v) = self.get_meta(key).await? {
+                fetched.meta.insert(key.to_string(), v);
+            }
+        }
+        Ok(fetched)
+    }
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
     async fn put_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
