@@ -84,7 +84,7 @@ data "aws_iam_policy_document" "rollup" {
 data "aws_iam_policy_document" "api" {
   statement {
     sid       = "ReadPeriods"
-    actions   = ["dynamodb:Query", "dynamodb:GetItem"]
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:Query"]
     resources = local.table_and_idx
   }
   statement {

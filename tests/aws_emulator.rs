@@ -19,9 +19,9 @@ use serde_json::{json, Value};
 use tally::catalog::Catalog;
 use tally::demo::{self, DemoSpec};
 use tally::local::Local;
+use tally::period::Grain;
 use tally::query::{QueryOptions, QueryParams, QueryService};
 use tally::rollup::Rollup;
-use tally::period::Grain;
 use tally::storage::Storage;
 use tally::store::dynamodb::DynamoStore;
 use tally::store::{PeriodStore, META_AS_OF};
@@ -455,7 +455,13 @@ async fn a_dashboard_answer_costs_at_most_two_dynamodb_requests() {
             for set in tally::rollup::dimension_sets(&def) {
                 let rows = reference
                     .store
-                    .groups(name, grain, &set, DateTime::UNIX_EPOCH, DateTime::<Utc>::MAX_UTC)
+                    .groups(
+                        name,
+                        grain,
+                        &set,
+                        DateTime::UNIX_EPOCH,
+                        DateTime::<Utc>::MAX_UTC,
+                    )
                     .await
                     .unwrap();
                 writer.put(rows).await.unwrap();
@@ -478,7 +484,11 @@ async fn a_dashboard_answer_costs_at_most_two_dynamodb_requests() {
             for filters in [vec![], vec![("country".to_string(), "KR".to_string())]] {
                 let q = QueryParams {
                     metric: metric.into(),
-                    from: Some((end() - chrono::Duration::days(days)).format("%Y-%m-%d").to_string()),
+                    from: Some(
+                        (end() - chrono::Duration::days(days))
+                            .format("%Y-%m-%d")
+                            .to_string(),
+                    ),
                     to: Some(end().format("%Y-%m-%d").to_string()),
                     interval: Some("day".into()),
                     filters,
@@ -492,9 +502,15 @@ async fn a_dashboard_answer_costs_at_most_two_dynamodb_requests() {
                     "{days}-day {metric} {:?}: {sent:?}",
                     q.filters
                 );
-                assert!(sent.iter().all(|op| op.ends_with(".BatchGetItem")), "{sent:?}");
+                assert!(
+                    sent.iter().all(|op| op.ends_with(".BatchGetItem")),
+                    "{sent:?}"
+                );
                 let expected = local.query(&q, now).await.unwrap();
-                assert!(!expected.previous_total.is_zero(), "{days}-day {metric}: the previous range has data");
+                assert!(
+                    !expected.previous_total.is_zero(),
+                    "{days}-day {metric}: the previous range has data"
+                );
                 assert_eq!(answer, expected, "{days}-day {metric} {:?}", q.filters);
                 assert_eq!(answer.series.len() as i64, days);
             }

@@ -209,8 +209,14 @@ pub async fn run(store: &dyn PeriodStore) {
     );
     assert_eq!(got.meta.len(), 1);
     assert_eq!(got.meta["as_of"], "b");
-    let got = store.fetch("m", &all, &[p(Grain::Day, t(23, 0))], &[]).await.unwrap();
+    let got = store
+        .fetch("m", &all, &[p(Grain::Day, t(23, 0))], &[])
+        .await
+        .unwrap();
     assert_eq!(got.rows.len(), 1);
     assert!(got.meta.is_empty());
-    assert_eq!(store.fetch("m", &all, &[], &[]).await.unwrap(), Default::default());
+    assert_eq!(
+        store.fetch("m", &all, &[], &[]).await.unwrap(),
+        Default::default()
+    );
 }

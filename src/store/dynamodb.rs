@@ -171,7 +171,10 @@ where
 /// Sends `pending` through `send`, which returns what the request left unprocessed and what it
 /// produced, and resends the unprocessed part with exponential backoff. The one place this store
 /// retries (the SDK's own retries cover throttled and failed requests as a whole).
-async fn until_processed<T, R, F, Fut>(mut pending: Vec<T>, mut send: F) -> Result<Vec<R>, StoreError>
+async fn until_processed<T, R, F, Fut>(
+    mut pending: Vec<T>,
+    mut send: F,
+) -> Result<Vec<R>, StoreError>
 where
     F: FnMut(Vec<T>) -> Fut,
     Fut: Future<Output = Result<(Vec<T>, Vec<R>), StoreError>>,
