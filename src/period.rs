@@ -167,6 +167,23 @@ pub fn zone_has_whole_hour_offsets(tz: Tz) -> bool {
 
 /// Splits the hour-aligned range `[from, to)` into the fewest stored periods: whole months and days
 /// of the reporting zone `tz` where they fit, UTC hours elsewhere.
+/// For each grain among `periods`, the half-open range `[first start, last start + 1 s)` that
+/// holds all their starts: what one range read per grain must cover.
+pub fn spans(
+    periods: &[Period],
+) -> std::collections::BTreeMap<Grain, (DateTime<Utc>, DateTime<Utc>)> {
+    let mut out = std::collections::BTreeMap::new();
+    for p in periods {
+        let span = out.entry(p.grain).or_insert((p.start, p.start));
+        span.0 = span.0.min(p.start);
+        span.1 = span.1.max(p.start);
+    }
+    for span in out.values_mut() {
+        span.1 += Duration::seconds(1);
+    }
+    out
+}
+
 pub fn decompose(from: DateTime<Utc>, to: DateTime<Utc>, tz: Tz) -> Vec<Period> {
     debug_assert!(is_hour_aligned(from) && is_hour_aligned(to));
     let mut out = Vec::new();

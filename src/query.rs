@@ -533,22 +533,11 @@ impl QueryService {
         );
         let mut by_group: BTreeMap<Option<String>, HashMap<Period, Measure>> = BTreeMap::new();
         // One Query per grain on the dimension-set index, over the span the ranges need.
-        let mut needed: BTreeMap<Grain, (DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
-        for p in parts.iter().flatten() {
-            let span = needed.entry(p.grain).or_insert((p.start, p.start));
-            span.0 = span.0.min(p.start);
-            span.1 = span.1.max(p.start);
-        }
-        for (grain, (lo, hi)) in &needed {
+        let periods: Vec<Period> = parts.iter().flatten().copied().collect();
+        for (grain, (from, to)) in period::spans(&periods) {
             for r in self
                 .store
-                .groups(
-                    &plan.def.name,
-                    *grain,
-                    &set,
-                    *lo,
-                    *hi + Duration::seconds(1),
-                )
+                .groups(&plan.def.name, grain, &set, from, to)
                 .await?
             {
                 let matches = plan.filters.iter().all(|(k, v)| {

@@ -9,14 +9,14 @@ pub mod dynamodb;
 pub mod memory;
 pub mod sqlite;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::dims::Dims;
 use crate::measure::Measure;
-use crate::period::{Grain, Period};
+use crate::period::{self, Grain, Period};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeriodRow {
@@ -81,17 +81,9 @@ pub trait PeriodStore: Send + Sync {
         meta: &[&str],
     ) -> Result<Fetched, StoreError> {
         let wanted: BTreeSet<Period> = periods.iter().copied().collect();
-        let mut spans: BTreeMap<Grain, (DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
-        for p in &wanted {
-            let span = spans.entry(p.grain).or_insert((p.start, p.start));
-            span.1 = span.1.max(p.start);
-        }
         let mut fetched = Fetched::default();
-        for (grain, (lo, hi)) in spans {
-            for r in self
-                .series(metric, grain, dims, lo, hi + Duration::seconds(1))
-                .await?
-            {
+        for (grain, (from, to)) in period::spans(periods) {
+            for r in self.series(metric, grain, dims, from, to).await? {
                 let period = Period {
                     grain: r.grain,
                     start: r.start,
