@@ -4,9 +4,14 @@
 //! known fields become typed columns; every other field is kept verbatim in `attributes`.
 //! The published form of this contract is `schema/event.schema.json`.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
-use serde_json::{Map, Value};
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 /// Longest accepted event (one NDJSON line or one array element), in bytes.
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -108,23 +113,17 @@ pub fn parse_message(body: &[u8], received_at: DateTime<Utc>) -> Parsed {
 }
 
 fn parse_value_bytes(raw: &[u8], received_at: DateTime<Utc>, out: &mut Parsed) {
-    let value: Value = match serde_json::from_slice(raw) {
-        Ok(v) => v,
-        Err(e) => {
-            if raw.len() > MAX_EVENT_BYTES && raw.first() != Some(&b'[') {
-                return out.reject(raw, too_large(raw.len()), received_at);
+    if raw.first() == Some(&b'[') {
+        match serde_json::from_slice::<Vec<&RawValue>>(raw) {
+            Ok(items) => {
+                for item in items {
+                    validate_one(item.get().as_bytes(), received_at, out);
+                }
             }
-            return out.reject(raw, format!("not JSON: {e}"), received_at);
+            Err(e) => out.reject(raw, format!("not JSON: {e}"), received_at),
         }
-    };
-    match value {
-        Value::Array(items) => {
-            for item in items {
-                let text = serde_json::to_vec(&item).unwrap_or_default();
-                validate_one(item, &text, received_at, out);
-            }
-        }
-        other => validate_one(other, raw, received_at, out),
+    } else {
+        validate_one(raw, received_at, out);
     }
 }
 
@@ -132,74 +131,125 @@ fn too_large(len: usize) -> String {
     format!("event is {len} bytes, over the limit of {MAX_EVENT_BYTES} bytes")
 }
 
-fn validate_one(value: Value, raw: &[u8], received_at: DateTime<Utc>, out: &mut Parsed) {
+fn validate_one(raw: &[u8], received_at: DateTime<Utc>, out: &mut Parsed) {
     if raw.len() > MAX_EVENT_BYTES {
         return out.reject(raw, too_large(raw.len()), received_at);
     }
-    let Value::Object(map) = value else {
-        return out.reject(
-            raw,
-            format!("not a JSON object (found {})", kind(&value)),
-            received_at,
-        );
+    let fields = match serde_json::from_slice::<RawObject>(raw) {
+        Ok(fields) => fields,
+        Err(_) => {
+            let reason = match serde_json::from_slice::<&RawValue>(raw) {
+                Ok(value) => format!("not a JSON object (found {})", kind(value)),
+                Err(e) => format!("not JSON: {e}"),
+            };
+            return out.reject(raw, reason, received_at);
+        }
     };
-    match event_from_object(map, received_at) {
+    match event_from_fields(fields, received_at) {
         Ok(event) => out.events.push(event),
         Err(reason) => out.reject(raw, reason, received_at),
     }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+/// A JSON object's fields borrowed from the input, each value still its raw JSON text: events are
+/// read without building a `serde_json::Value` tree (the ingest hot path).
+struct RawObject<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
-fn required(map: &mut Map<String, Value>, name: &str) -> Result<String, String> {
-    match map.remove(name) {
-        None | Some(Value::Null) => Err(format!("missing required field `{name}`")),
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            Err(format!("required field `{name}` is empty"))
+/// A string borrowed from the input when it has no escapes.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for RawObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = RawObject<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::with_capacity(16);
+                while let Some((Text(k), v)) = map.next_entry::<Text<'de>, &'de RawValue>()? {
+                    fields.push((k, v));
+                }
+                Ok(RawObject(fields))
+            }
         }
-        Some(Value::String(s)) => Ok(s),
-        Some(other) => Err(format!(
-            "field `{name}` must be a string, got {}",
-            kind(&other)
-        )),
+        d.deserialize_map(Fields)
     }
 }
 
-fn optional_string(map: &mut Map<String, Value>, name: &str) -> Result<Option<String>, String> {
-    match map.remove(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(format!(
-            "field `{name}` must be a string, got {}",
-            kind(&other)
-        )),
+fn kind(v: &RawValue) -> &'static str {
+    match v.get().as_bytes().first() {
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'"') => "a string",
+        Some(b'[') => "an array",
+        Some(b'{') => "an object",
+        _ => "a number",
     }
+}
+
+fn is_null(v: Option<&RawValue>) -> bool {
+    v.is_none_or(|v| v.get() == "null")
+}
+
+/// The value as a string, or why not.
+fn text<'a>(name: &str, v: &'a RawValue) -> Result<Cow<'a, str>, String> {
+    let raw = v.get();
+    // RawValue has checked the JSON already: a quoted value without escapes is its own text.
+    if raw.len() >= 2 && raw.starts_with('"') && !raw.contains('\\') {
+        return Ok(Cow::Borrowed(&raw[1..raw.len() - 1]));
+    }
+    match serde_json::from_str::<Text>(raw) {
+        Ok(Text(s)) => Ok(s),
+        Err(_) => Err(format!("field `{name}` must be a string, got {}", kind(v))),
+    }
+}
+
+fn required(v: Option<&RawValue>, name: &str) -> Result<String, String> {
+    let v = v
+        .filter(|v| !is_null(Some(v)))
+        .ok_or_else(|| format!("missing required field `{name}`"))?;
+    let s = text(name, v)?;
+    if s.trim().is_empty() {
+        return Err(format!("required field `{name}` is empty"));
+    }
+    Ok(s.into_owned())
+}
+
+fn optional_string(v: Option<&RawValue>, name: &str) -> Result<Option<String>, String> {
+    match v {
+        v if is_null(v) => Ok(None),
+        Some(v) => {
+            let s = text(name, v)?;
+            Ok((!s.is_empty()).then(|| s.into_owned()))
+        }
+        None => Ok(None),
+    }
+}
+
+fn number(v: &RawValue) -> Option<serde_json::Number> {
+    serde_json::from_str(v.get()).ok()
 }
 
 /// Prices arrive as JSON numbers or decimal strings. A JSON number is read through its shortest
 /// round-trip text, which equals what the producer wrote for up to 15 significant digits;
 /// producers needing more send a string.
-fn price(map: &mut Map<String, Value>) -> Result<Option<Decimal>, String> {
-    let text = match map.remove("price") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) => s,
-        Some(other) => {
-            return Err(format!(
-                "field `price` must be a decimal number, got {}",
-                kind(&other)
-            ))
-        }
+fn price(v: Option<&RawValue>) -> Result<Option<Decimal>, String> {
+    let text = match v {
+        v if is_null(v) => return Ok(None),
+        Some(v) => match (number(v), text("price", v)) {
+            (Some(n), _) => n.to_string(),
+            (None, Ok(s)) => s.into_owned(),
+            (None, Err(_)) => {
+                return Err(format!(
+                    "field `price` must be a decimal number, got {}",
+                    kind(v)
+                ))
+            }
+        },
+        None => return Ok(None),
     };
     let parsed = text
         .trim()
@@ -218,27 +268,56 @@ fn price(map: &mut Map<String, Value>) -> Result<Option<Decimal>, String> {
     Ok(Some(parsed))
 }
 
-fn quantity(map: &mut Map<String, Value>) -> Result<Option<i64>, String> {
-    match map.remove("quantity") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(q) => Ok(Some(q)),
-            None => Err(format!("field `quantity` must be an integer, got {n}")),
+fn quantity(v: Option<&RawValue>) -> Result<Option<i64>, String> {
+    match v {
+        v if is_null(v) => Ok(None),
+        Some(v) => match number(v) {
+            Some(n) => n
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| format!("field `quantity` must be an integer, got {n}")),
+            None => Err(format!(
+                "field `quantity` must be an integer, got {}",
+                kind(v)
+            )),
         },
-        Some(other) => Err(format!(
-            "field `quantity` must be an integer, got {}",
-            kind(&other)
-        )),
+        None => Ok(None),
     }
 }
 
-fn event_from_object(
-    mut map: Map<String, Value>,
-    received_at: DateTime<Utc>,
-) -> Result<Event, String> {
-    let event_id = required(&mut map, "event_id")?;
-    let event_type = required(&mut map, "event_type")?;
-    let occurred_text = required(&mut map, "occurred_at")?;
+/// Slots of the contract's fields: event_id, event_type, occurred_at, the string fields, price,
+/// quantity.
+const SLOTS: usize = 3 + STRING_FIELDS.len() + 2;
+
+fn slot(name: &str) -> Option<usize> {
+    match name {
+        "event_id" => Some(0),
+        "event_type" => Some(1),
+        "occurred_at" => Some(2),
+        "price" => Some(SLOTS - 2),
+        "quantity" => Some(SLOTS - 1),
+        other => STRING_FIELDS
+            .iter()
+            .position(|f| *f == other)
+            .map(|i| 3 + i),
+    }
+}
+
+fn event_from_fields(fields: RawObject, received_at: DateTime<Utc>) -> Result<Event, String> {
+    // As in a JSON object read whole, the last of repeated keys wins.
+    let mut known: [Option<&RawValue>; SLOTS] = [None; SLOTS];
+    let mut others: BTreeMap<Cow<str>, &RawValue> = BTreeMap::new();
+    for (name, value) in fields.0 {
+        match slot(&name) {
+            Some(i) => known[i] = Some(value),
+            None => {
+                others.insert(name, value);
+            }
+        }
+    }
+    let event_id = required(known[0], "event_id")?;
+    let event_type = required(known[1], "event_type")?;
+    let occurred_text = required(known[2], "occurred_at")?;
     let occurred_at = DateTime::parse_from_rfc3339(&occurred_text)
         .map_err(|e| {
             format!("field `occurred_at` is not an RFC 3339 time ({e}): {occurred_text:?}")
@@ -251,15 +330,16 @@ fn event_from_object(
         ));
     }
     let mut strings: [Option<String>; 10] = Default::default();
-    for (slot, name) in strings.iter_mut().zip(STRING_FIELDS) {
-        *slot = optional_string(&mut map, name)?;
+    for (i, (slot, name)) in strings.iter_mut().zip(STRING_FIELDS).enumerate() {
+        *slot = optional_string(known[3 + i], name)?;
     }
-    let price = price(&mut map)?;
-    let quantity = quantity(&mut map)?;
-    let attributes = if map.is_empty() {
+    let price = price(known[SLOTS - 2])?;
+    let quantity = quantity(known[SLOTS - 1])?;
+    // Unknown fields keep their JSON text as sent, in key order.
+    let attributes = if others.is_empty() {
         None
     } else {
-        Some(Value::Object(map).to_string())
+        Some(serde_json::to_string(&others).map_err(|e| format!("attributes: {e}"))?)
     };
     Ok(Event {
         event_id,
@@ -277,6 +357,7 @@ fn event_from_object(
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use serde_json::Value;
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 8, 23, 12, 0, 0).unwrap()
@@ -307,6 +388,21 @@ mod tests {
             attrs,
             serde_json::json!({"coupon":"SUMMER","nested":{"a":1}})
         );
+    }
+
+    #[test]
+    fn whitespace_escapes_and_repeated_keys_read_as_json_says() {
+        let e = one(
+            r#"{ "event_id" : "e\"1" , "event_type":"a\u00e9", "occurred_at" : "2026-08-23T00:00:00Z", "price" : null , "quantity" : 3 , "user_id":"u1", "user_id" : "u2", "x" : [ 1 , 2 ] }"#,
+        )
+        .unwrap();
+        assert_eq!(e.event_id, "e\"1");
+        assert_eq!(e.event_type, "a\u{e9}");
+        assert_eq!(e.price, None);
+        assert_eq!(e.quantity, Some(3));
+        assert_eq!(e.field("user_id"), Some("u2"));
+        let attrs: Value = serde_json::from_str(e.attributes.as_deref().unwrap()).unwrap();
+        assert_eq!(attrs, serde_json::json!({"x": [1, 2]}));
     }
 
     #[test]
