@@ -37,21 +37,24 @@ pub const STRING_FIELDS: [&str; 10] = [
 ];
 
 /// An accepted event, normalised: times in UTC, unknown fields folded into `attributes`.
+///
+/// Text fields borrow from the input when they hold no JSON escapes: ingest copies each value once,
+/// into the Arrow column, instead of through a `String` per field.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    pub event_id: String,
-    pub event_type: String,
+pub struct Event<'a> {
+    pub event_id: Cow<'a, str>,
+    pub event_type: Cow<'a, str>,
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     /// Values of [`STRING_FIELDS`], same order; `None` when absent, null or empty.
-    pub strings: [Option<String>; 10],
+    pub strings: [Option<Cow<'a, str>>; 10],
     pub price: Option<Decimal>,
     pub quantity: Option<i64>,
     /// Every field outside the contract, as a JSON object text.
     pub attributes: Option<String>,
 }
 
-impl Event {
+impl Event<'_> {
     pub fn field(&self, name: &str) -> Option<&str> {
         let i = STRING_FIELDS.iter().position(|f| *f == name)?;
         self.strings[i].as_deref()
@@ -68,12 +71,12 @@ pub struct Rejected {
 
 /// The outcome of parsing one input: what flows on and what goes to quarantine.
 #[derive(Debug, Default)]
-pub struct Parsed {
-    pub events: Vec<Event>,
+pub struct Parsed<'a> {
+    pub events: Vec<Event<'a>>,
     pub rejected: Vec<Rejected>,
 }
 
-impl Parsed {
+impl<'a> Parsed<'a> {
     fn reject(&mut self, raw: &[u8], reason: impl Into<String>, received_at: DateTime<Utc>) {
         self.rejected.push(Rejected {
             raw: raw.to_vec(),
@@ -82,15 +85,19 @@ impl Parsed {
         });
     }
 
-    pub fn extend(&mut self, other: Parsed) {
+    pub fn extend(&mut self, other: Parsed<'a>) {
         self.events.extend(other.events);
         self.rejected.extend(other.rejected);
     }
 }
 
 /// Parses NDJSON: one event per line (a line may also hold a JSON array of events). Blank lines are skipped.
-pub fn parse_ndjson(input: &[u8], received_at: DateTime<Utc>) -> Parsed {
+pub fn parse_ndjson(input: &[u8], received_at: DateTime<Utc>) -> Parsed<'_> {
     let mut parsed = Parsed::default();
+    // One event per line, nearly always: growing the vector would copy every event parsed so far.
+    parsed
+        .events
+        .reserve(input.iter().filter(|b| **b == b'\n').count() + 1);
     for line in input.split(|b| *b == b'\n') {
         let line = line.trim_ascii();
         if !line.is_empty() {
@@ -101,7 +108,7 @@ pub fn parse_ndjson(input: &[u8], received_at: DateTime<Utc>) -> Parsed {
 }
 
 /// Parses one message body (an SQS record, say): one event object or a JSON array of events.
-pub fn parse_message(body: &[u8], received_at: DateTime<Utc>) -> Parsed {
+pub fn parse_message(body: &[u8], received_at: DateTime<Utc>) -> Parsed<'_> {
     let mut parsed = Parsed::default();
     let body = body.trim_ascii();
     if body.is_empty() {
@@ -112,7 +119,7 @@ pub fn parse_message(body: &[u8], received_at: DateTime<Utc>) -> Parsed {
     parsed
 }
 
-fn parse_value_bytes(raw: &[u8], received_at: DateTime<Utc>, out: &mut Parsed) {
+fn parse_value_bytes<'a>(raw: &'a [u8], received_at: DateTime<Utc>, out: &mut Parsed<'a>) {
     if raw.first() == Some(&b'[') {
         match serde_json::from_slice::<Vec<&RawValue>>(raw) {
             Ok(items) => {
@@ -131,7 +138,7 @@ fn too_large(len: usize) -> String {
     format!("event is {len} bytes, over the limit of {MAX_EVENT_BYTES} bytes")
 }
 
-fn validate_one(raw: &[u8], received_at: DateTime<Utc>, out: &mut Parsed) {
+fn validate_one<'a>(raw: &'a [u8], received_at: DateTime<Utc>, out: &mut Parsed<'a>) {
     if raw.len() > MAX_EVENT_BYTES {
         return out.reject(raw, too_large(raw.len()), received_at);
     }
@@ -152,8 +159,14 @@ fn validate_one(raw: &[u8], received_at: DateTime<Utc>, out: &mut Parsed) {
 }
 
 /// A JSON object's fields borrowed from the input, each value still its raw JSON text: events are
-/// read without building a `serde_json::Value` tree (the ingest hot path).
-struct RawObject<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// read without building a `serde_json::Value` tree (the ingest hot path). As in a JSON object read
+/// whole, the last of repeated keys wins.
+struct RawObject<'a> {
+    /// The contract's fields, by [`slot`].
+    known: [Option<&'a RawValue>; SLOTS],
+    /// Every other field, in input order.
+    others: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
 
 /// A string borrowed from the input when it has no escapes.
 #[derive(Deserialize)]
@@ -168,11 +181,17 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut fields = Vec::with_capacity(16);
+                let mut fields = RawObject {
+                    known: [None; SLOTS],
+                    others: Vec::new(),
+                };
                 while let Some((Text(k), v)) = map.next_entry::<Text<'de>, &'de RawValue>()? {
-                    fields.push((k, v));
+                    match slot(&k) {
+                        Some(i) => fields.known[i] = Some(v),
+                        None => fields.others.push((k, v)),
+                    }
                 }
-                Ok(RawObject(fields))
+                Ok(fields)
             }
         }
         d.deserialize_map(Fields)
@@ -207,7 +226,7 @@ fn text<'a>(name: &str, v: &'a RawValue) -> Result<Cow<'a, str>, String> {
     }
 }
 
-fn required(v: Option<&RawValue>, name: &str) -> Result<String, String> {
+fn required<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Cow<'a, str>, String> {
     let v = v
         .filter(|v| !is_null(Some(v)))
         .ok_or_else(|| format!("missing required field `{name}`"))?;
@@ -215,15 +234,18 @@ fn required(v: Option<&RawValue>, name: &str) -> Result<String, String> {
     if s.trim().is_empty() {
         return Err(format!("required field `{name}` is empty"));
     }
-    Ok(s.into_owned())
+    Ok(s)
 }
 
-fn optional_string(v: Option<&RawValue>, name: &str) -> Result<Option<String>, String> {
+fn optional_string<'a>(
+    v: Option<&'a RawValue>,
+    name: &str,
+) -> Result<Option<Cow<'a, str>>, String> {
     match v {
         v if is_null(v) => Ok(None),
         Some(v) => {
             let s = text(name, v)?;
-            Ok((!s.is_empty()).then(|| s.into_owned()))
+            Ok((!s.is_empty()).then_some(s))
         }
         None => Ok(None),
     }
@@ -303,18 +325,11 @@ fn slot(name: &str) -> Option<usize> {
     }
 }
 
-fn event_from_fields(fields: RawObject, received_at: DateTime<Utc>) -> Result<Event, String> {
-    // As in a JSON object read whole, the last of repeated keys wins.
-    let mut known: [Option<&RawValue>; SLOTS] = [None; SLOTS];
-    let mut others: BTreeMap<Cow<str>, &RawValue> = BTreeMap::new();
-    for (name, value) in fields.0 {
-        match slot(&name) {
-            Some(i) => known[i] = Some(value),
-            None => {
-                others.insert(name, value);
-            }
-        }
-    }
+fn event_from_fields(
+    fields: RawObject<'_>,
+    received_at: DateTime<Utc>,
+) -> Result<Event<'_>, String> {
+    let RawObject { known, others } = fields;
     let event_id = required(known[0], "event_id")?;
     let event_type = required(known[1], "event_type")?;
     let occurred_text = required(known[2], "occurred_at")?;
@@ -329,7 +344,7 @@ fn event_from_fields(fields: RawObject, received_at: DateTime<Utc>) -> Result<Ev
             received_at.to_rfc3339()
         ));
     }
-    let mut strings: [Option<String>; 10] = Default::default();
+    let mut strings: [Option<Cow<str>>; 10] = Default::default();
     for (i, (slot, name)) in strings.iter_mut().zip(STRING_FIELDS).enumerate() {
         *slot = optional_string(known[3 + i], name)?;
     }
@@ -339,6 +354,7 @@ fn event_from_fields(fields: RawObject, received_at: DateTime<Utc>) -> Result<Ev
     let attributes = if others.is_empty() {
         None
     } else {
+        let others: BTreeMap<Cow<str>, &RawValue> = others.into_iter().collect();
         Some(serde_json::to_string(&others).map_err(|e| format!("attributes: {e}"))?)
     };
     Ok(Event {

@@ -44,21 +44,26 @@ pub fn schema() -> SchemaRef {
 }
 
 /// Converts events to one record batch in the order given.
-pub fn to_record_batch(events: &[&Event]) -> RecordBatch {
+pub fn to_record_batch(events: &[&Event<'_>]) -> RecordBatch {
     let n = events.len();
-    let mut event_id = StringBuilder::with_capacity(n, n * 24);
-    let mut event_type = StringBuilder::with_capacity(n, n * 12);
+    // Exact byte sizes first: growing a builder copies everything appended so far.
+    let bytes = |f: &dyn Fn(&Event) -> usize| events.iter().map(|e| f(e)).sum::<usize>();
+    let mut event_id = StringBuilder::with_capacity(n, bytes(&|e| e.event_id.len()));
+    let mut event_type = StringBuilder::with_capacity(n, bytes(&|e| e.event_type.len()));
     let mut occurred = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut received = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut strings: Vec<StringBuilder> = STRING_FIELDS
-        .iter()
-        .map(|_| StringBuilder::with_capacity(n, n * 8))
+    let mut strings: Vec<StringBuilder> = (0..STRING_FIELDS.len())
+        .map(|i| {
+            let size = bytes(&|e| e.strings[i].as_deref().map_or(0, str::len));
+            StringBuilder::with_capacity(n, size)
+        })
         .collect();
     let mut price = Decimal128Builder::with_capacity(n)
         .with_precision_and_scale(PRICE_PRECISION, PRICE_SCALE as i8)
         .expect("valid decimal type");
     let mut quantity = Int64Builder::with_capacity(n);
-    let mut attributes = StringBuilder::new();
+    let mut attributes =
+        StringBuilder::with_capacity(n, bytes(&|e| e.attributes.as_deref().map_or(0, str::len)));
     for e in events {
         event_id.append_value(&e.event_id);
         event_type.append_value(&e.event_type);

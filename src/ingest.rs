@@ -40,9 +40,9 @@ impl IngestSummary {
 /// Writes one parsed batch durably. Returns only after every object is written.
 pub async fn write_parsed(
     storage: &Storage,
-    parsed: &Parsed,
+    parsed: &Parsed<'_>,
 ) -> Result<IngestSummary, StorageError> {
-    let mut by_hour: BTreeMap<DateTime<Utc>, Vec<&Event>> = BTreeMap::new();
+    let mut by_hour: BTreeMap<DateTime<Utc>, Vec<&Event<'_>>> = BTreeMap::new();
     for e in &parsed.events {
         by_hour
             .entry(floor_hour(e.occurred_at))
@@ -147,12 +147,13 @@ pub async fn ingest_messages(
     messages: &[Message],
     received_at: DateTime<Utc>,
 ) -> MessagesOutcome {
-    let parsed: Vec<Parsed> = messages
+    let payloads: Vec<_> = messages.iter().map(|m| message_payload(&m.body)).collect();
+    let parsed: Vec<Parsed> = payloads
         .iter()
-        .map(|m| crate::contract::parse_message(&message_payload(&m.body), received_at))
+        .map(|p| crate::contract::parse_message(p, received_at))
         .collect();
     let mut failed = vec![false; messages.len()];
-    let mut by_hour: BTreeMap<DateTime<Utc>, (Vec<&Event>, Vec<usize>)> = BTreeMap::new();
+    let mut by_hour: BTreeMap<DateTime<Utc>, (Vec<&Event<'_>>, Vec<usize>)> = BTreeMap::new();
     for (i, p) in parsed.iter().enumerate() {
         for e in &p.events {
             let slot = by_hour.entry(floor_hour(e.occurred_at)).or_default();

@@ -25,7 +25,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use serde::Serialize;
 
 use crate::contract::{Event, Rejected};
@@ -77,6 +78,13 @@ fn touched_prefix() -> Path {
 }
 
 /// Short content hash used in object names.
+/// FNV-1a, 64 bits: a hash that stays the same across processes, builds and Rust versions.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 pub fn content_hash<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
     let mut h = blake3::Hasher::new();
     for p in parts {
@@ -108,15 +116,17 @@ impl Storage {
     pub async fn write_hour(
         &self,
         hour: DateTime<Utc>,
-        events: &mut Vec<&Event>,
+        events: &mut Vec<&Event<'_>>,
     ) -> Result<Path, StorageError> {
-        // Sorted by type then id: compresses better and makes the object name order-independent.
-        events.sort_by(|a, b| {
-            (&a.event_type, &a.event_id, a.received_at).cmp(&(
-                &b.event_type,
-                &b.event_id,
-                b.received_at,
-            ))
+        // Grouped by type (row-group statistics then prune by type), then ordered by a fixed hash
+        // of the id, so the object name does not depend on arrival order. Integer keys: sorting by
+        // the strings themselves was a tenth of ingest's time. Equal keys keep arrival order.
+        let mut types: Vec<&str> = events.iter().map(|e| e.event_type.as_ref()).collect();
+        types.sort_unstable();
+        types.dedup();
+        events.sort_by_cached_key(|e| {
+            let rank = types.binary_search(&e.event_type.as_ref()).unwrap_or(0);
+            (rank, fnv1a(e.event_id.as_bytes()))
         });
         let name = content_hash(events.iter().map(|e| e.event_id.as_bytes()));
         let batch = event_table::to_record_batch(events);
@@ -347,10 +357,39 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Columns whose values are (nearly) unique per file: a dictionary only costs hashing before the
+/// writer falls back to plain encoding, so they are written plain from the start.
+const UNIQUE_COLUMNS: [&str; 5] = [
+    "event_id",
+    "session_id",
+    "correlation_id",
+    "occurred_at",
+    "attributes",
+];
+/// Identifier columns no query prunes on: min/max statistics on them cost a string comparison per
+/// value and never skip a row group. `event_type` and the times keep theirs.
+const UNPRUNED_COLUMNS: [&str; 5] = [
+    "event_id",
+    "session_id",
+    "correlation_id",
+    "user_id",
+    "attributes",
+];
+
+fn writer_properties() -> Result<WriterProperties, StorageError> {
+    let mut props =
+        WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?));
+    for c in UNIQUE_COLUMNS {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(c), false);
+    }
+    for c in UNPRUNED_COLUMNS {
+        props = props.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None);
+    }
+    Ok(props.build())
+}
+
 pub fn write_parquet(batches: &[RecordBatch]) -> Result<Vec<u8>, StorageError> {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .build();
+    let props = writer_properties()?;
     let mut buf = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buf, event_table::schema(), Some(props))?;
     for b in batches {
