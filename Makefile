@@ -20,10 +20,13 @@ test: $(VENV)/bin/moto_server infra-check
 
 ## Benchmarks beside DuckDB on the same data (bench/run.py): prints every figure and writes bench/RESULTS.md.
 ## The data set (10.5M events, 35 days) is generated once into bench/data/; make package runs when no zips exist.
+## Measures the release build the zips ship. BENCH_PROFILE=profiling (Cargo.toml) builds without LTO and keeps
+## symbols for perf.
+BENCH_PROFILE ?= release
 bench: $(VENV)/bin/moto_server
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'duckdb>=1.1,<2'
-	$(CARGO) build --release --workspace --bins
-	VENV=$(VENV) tests/support/with-moto.sh $(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+	$(CARGO) build --profile $(BENCH_PROFILE) --workspace --bins
+	BENCH_PROFILE=$(BENCH_PROFILE) VENV=$(VENV) tests/support/with-moto.sh $(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 ## The S3/SQS/DynamoDB emulator for the tests, in a local virtualenv.
 $(VENV)/bin/moto_server:

@@ -35,7 +35,8 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "bench", "data")
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-BIN = os.path.join(TARGET, "release")
+PROFILE = os.environ.get("BENCH_PROFILE", "release")
+BIN = os.path.join(TARGET, PROFILE)
 SPEC = {"days": 35, "events_per_day": 300_000, "users": 200_000, "seed": 42, "end": "2026-11-01T00:00:00Z"}
 END_DATE = SPEC["end"][:10]
 THREADS = os.cpu_count()
@@ -391,7 +392,7 @@ def functions(events, package):
                      ("rollup", json.dumps({"job": "rollup"})),
                      ("ingest", open(os.path.join(ROOT, "tests", "fixtures", "sqs-event.json")).read())):
         took, hwm, body = invoke(os.path.join(BIN, f"tally-{f}"), env, event)
-        record("functions", f"{f} cold start (x86_64 release, local Runtime API)", f"{took * 1000:.0f} ms",
+        record("functions", f"{f} cold start (x86_64 {PROFILE} build, local Runtime API)", f"{took * 1000:.0f} ms",
                f"process start to first response, incl. its first invocation; peak {hwm:.0f} MiB; target <= 50 ms")
 
 
@@ -400,7 +401,7 @@ def write_results():
     lines = [f"# Benchmark results", "",
              f"`make bench` on {today}, {os.cpu_count()} cores ({platform()}), data: `tally generate` "
              f"{SPEC['days']} days x {SPEC['events_per_day']:,} events/day, {SPEC['users']:,} users, seed {SPEC['seed']} "
-             f"(duplicates, late and malformed lines included).", ""]
+             f"(duplicates, late and malformed lines included); tally built with the `{PROFILE}` cargo profile.", ""]
     section = None
     for sec, name, value, note in results:
         if sec != section:
