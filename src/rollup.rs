@@ -67,7 +67,8 @@ impl Rollup {
         let listed_at = Utc::now();
         let markers = self.storage.touched_markers().await?;
         let hours: BTreeSet<DateTime<Utc>> = markers.iter().map(|m| m.hour).collect();
-        let mut report = self.recompute(&hours, None, deadline, false).await?;
+        // Late events only add values: months grow by the days they touch.
+        let mut report = self.recompute(&hours, None, deadline, false, true).await?;
         let done: BTreeSet<_> = report.hours_recomputed.iter().copied().collect();
         let cleared: Vec<TouchedMarker> = markers
             .into_iter()
@@ -99,7 +100,8 @@ impl Rollup {
             .filter(|h| range.is_none_or(|(from, to)| *h >= from && *h < to))
             .collect();
         // Without a range every month is rebuilt, so all-time rows start again from nothing.
-        self.recompute(&hours, metrics, deadline, range.is_none())
+        // A metric may have changed: months are unioned again from all their days.
+        self.recompute(&hours, metrics, deadline, range.is_none(), false)
             .await
     }
 
@@ -137,6 +139,7 @@ impl Rollup {
         only: Option<&[String]>,
         deadline: Option<Instant>,
         from_scratch: bool,
+        grow_months: bool,
     ) -> Result<RollupReport, RollupError> {
         let metrics = self.metrics(only)?;
         let mut kinds = Vec::with_capacity(metrics.len());
@@ -152,7 +155,7 @@ impl Rollup {
                 .push(*h);
         }
         let mut report = RollupReport::default();
-        let mut months = BTreeSet::new();
+        let mut months: BTreeMap<DateTime<Utc>, Vec<DateTime<Utc>>> = BTreeMap::new();
         let total_days = by_day.len();
         for (i, (day, day_hours)) in by_day.iter().enumerate() {
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -162,19 +165,26 @@ impl Rollup {
             tracing::debug!(day = %day, hours = day_hours.len(), "rollup day {}/{}", i + 1, total_days);
             report.rows_written += self.recompute_hours(day_hours, &metrics).await?;
             for (m, kind) in metrics.iter().zip(&kinds) {
-                report.rows_written += self.rebuild(m, *kind, Grain::Day, *day).await?;
+                report.rows_written += self.rebuild(m, *kind, Grain::Day, *day, None).await?;
             }
             report.hours_recomputed.extend(day_hours);
             report.days_rebuilt += 1;
-            months.insert(period::month_start(tz, *day));
+            months
+                .entry(period::month_start(tz, *day))
+                .or_default()
+                .push(*day);
         }
-        for month in &months {
+        for (month, days) in &months {
+            let grown_by = grow_months.then_some(days.as_slice());
             for (m, kind) in metrics.iter().zip(&kinds) {
-                report.rows_written += self.rebuild(m, *kind, Grain::Month, *month).await?;
+                report.rows_written += self
+                    .rebuild(m, *kind, Grain::Month, *month, grown_by)
+                    .await?;
             }
         }
         report.months_rebuilt = months.len();
         if !months.is_empty() {
+            let months: BTreeSet<DateTime<Utc>> = months.into_keys().collect();
             for (m, kind) in metrics.iter().zip(&kinds) {
                 report.rows_written += self
                     .rebuild_all_time(m, *kind, &months, from_scratch)
@@ -235,12 +245,17 @@ impl Rollup {
     }
 
     /// Rebuilds the `grain` (day or month) rows of one period from the rows one grain finer.
+    ///
+    /// `grown_by` names the finer periods just rebuilt when the others are unchanged: a distinct
+    /// count's saved set then only grows by theirs (values only ever arrive, as for all time),
+    /// instead of unioning every day of the month again, which was most of a late hour's cost.
     async fn rebuild(
         &self,
         def: &MetricDef,
         kind: MeasureKind,
         grain: Grain,
         start: DateTime<Utc>,
+        grown_by: Option<&[DateTime<Utc>]>,
     ) -> Result<usize, RollupError> {
         let tz = self.reporting_tz;
         let end = period::period_end(grain, tz, start);
@@ -250,14 +265,30 @@ impl Rollup {
             Grain::Hour
         };
         let rows = if kind == MeasureKind::DistinctCount {
-            let mut sets = GroupSets::new();
-            let mut t = start;
-            while t < end {
+            let saved = match grown_by {
+                Some(_) => {
+                    distinct_state::load_saved(&self.storage, &def.name, grain, start).await?
+                }
+                None => None,
+            };
+            let (mut sets, sources) = match (saved, grown_by) {
+                (Some(sets), Some(grown_by)) => (sets, grown_by.to_vec()),
+                _ => {
+                    let mut starts = vec![start];
+                    while let Some(t) = starts.last().map(|t| period::period_end(finer, tz, *t)) {
+                        if t >= end {
+                            break;
+                        }
+                        starts.push(t);
+                    }
+                    (GroupSets::new(), starts)
+                }
+            };
+            for t in sources {
                 distinct_state::union_into(
                     &mut sets,
                     distinct_state::load(&self.storage, &def.name, finer, t).await?,
                 );
-                t = period::period_end(finer, tz, t);
             }
             distinct_state::save(&self.storage, &def.name, grain, start, &sets).await?;
             distinct_rows(def, grain, start, &sets)?
