@@ -261,10 +261,10 @@ fn number(v: &RawValue) -> Option<serde_json::Number> {
 fn price(v: Option<&RawValue>) -> Result<Option<Decimal>, String> {
     let text = match v {
         v if is_null(v) => return Ok(None),
-        Some(v) => match (number(v), text("price", v)) {
-            (Some(n), _) => n.to_string(),
-            (None, Ok(s)) => s.into_owned(),
-            (None, Err(_)) => {
+        Some(v) if v.get().starts_with('"') => text("price", v)?.into_owned(),
+        Some(v) => match number(v) {
+            Some(n) => n.to_string(),
+            None => {
                 return Err(format!(
                     "field `price` must be a decimal number, got {}",
                     kind(v)

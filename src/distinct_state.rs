@@ -124,6 +124,40 @@ pub async fn load_saved(
     }
 }
 
+/// The union of the sets of the `finer` periods starting at `starts`.
+pub async fn union_of(
+    storage: &Storage,
+    metric: &str,
+    finer: Grain,
+    starts: &[DateTime<Utc>],
+) -> Result<GroupSets, StorageError> {
+    let mut sets = GroupSets::new();
+    for t in starts {
+        union_into(&mut sets, load(storage, metric, finer, *t).await?);
+    }
+    Ok(sets)
+}
+
+/// The saved sets of `grain` at `start` grown by the `finer` periods `grown_by` (values only ever
+/// arrive, so the periods not rebuilt add nothing new); `None` when `grown_by` is `None` or nothing
+/// was saved, and the caller unions every finer period instead.
+pub async fn load_grown(
+    storage: &Storage,
+    metric: &str,
+    (grain, start): (Grain, DateTime<Utc>),
+    finer: Grain,
+    grown_by: Option<&[DateTime<Utc>]>,
+) -> Result<Option<GroupSets>, StorageError> {
+    let Some(grown_by) = grown_by else {
+        return Ok(None);
+    };
+    let Some(mut sets) = load_saved(storage, metric, grain, start).await? else {
+        return Ok(None);
+    };
+    union_into(&mut sets, union_of(storage, metric, finer, grown_by).await?);
+    Ok(Some(sets))
+}
+
 /// The starts of every period of `grain` with saved sets, ascending.
 pub async fn starts(
     storage: &Storage,

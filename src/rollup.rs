@@ -265,31 +265,21 @@ impl Rollup {
             Grain::Hour
         };
         let rows = if kind == MeasureKind::DistinctCount {
-            let saved = match grown_by {
-                Some(_) => {
-                    distinct_state::load_saved(&self.storage, &def.name, grain, start).await?
-                }
-                None => None,
-            };
-            let (mut sets, sources) = match (saved, grown_by) {
-                (Some(sets), Some(grown_by)) => (sets, grown_by.to_vec()),
-                _ => {
-                    let mut starts = vec![start];
-                    while let Some(t) = starts.last().map(|t| period::period_end(finer, tz, *t)) {
-                        if t >= end {
-                            break;
-                        }
+            let (storage, name) = (&self.storage, &def.name);
+            let grown =
+                distinct_state::load_grown(storage, name, (grain, start), finer, grown_by).await?;
+            let sets = match grown {
+                Some(sets) => sets,
+                None => {
+                    let mut starts = Vec::new();
+                    let mut t = start;
+                    while t < end {
                         starts.push(t);
+                        t = period::period_end(finer, tz, t);
                     }
-                    (GroupSets::new(), starts)
+                    distinct_state::union_of(storage, name, finer, &starts).await?
                 }
             };
-            for t in sources {
-                distinct_state::union_into(
-                    &mut sets,
-                    distinct_state::load(&self.storage, &def.name, finer, t).await?,
-                );
-            }
             distinct_state::save(&self.storage, &def.name, grain, start, &sets).await?;
             distinct_rows(def, grain, start, &sets)?
         } else {
@@ -312,23 +302,19 @@ impl Rollup {
     ) -> Result<usize, RollupError> {
         let (all, start) = (Grain::All, period::ALL_TIME_START);
         let rows = if kind == MeasureKind::DistinctCount {
-            let saved = match from_scratch {
-                true => None,
-                false => distinct_state::load_saved(&self.storage, &def.name, all, start).await?,
+            let (storage, name) = (&self.storage, &def.name);
+            let months: Vec<DateTime<Utc>> = months.iter().copied().collect();
+            let grown_by = (!from_scratch).then_some(months.as_slice());
+            let grown =
+                distinct_state::load_grown(storage, name, (all, start), Grain::Month, grown_by)
+                    .await?;
+            let sets = match grown {
+                Some(sets) => sets,
+                None => {
+                    let every_month = distinct_state::starts(storage, name, Grain::Month).await?;
+                    distinct_state::union_of(storage, name, Grain::Month, &every_month).await?
+                }
             };
-            let (mut sets, sources) = match saved {
-                Some(sets) => (sets, months.iter().copied().collect()),
-                None => (
-                    GroupSets::new(),
-                    distinct_state::starts(&self.storage, &def.name, Grain::Month).await?,
-                ),
-            };
-            for month in sources {
-                distinct_state::union_into(
-                    &mut sets,
-                    distinct_state::load(&self.storage, &def.name, Grain::Month, month).await?,
-                );
-            }
             distinct_state::save(&self.storage, &def.name, all, start, &sets).await?;
             distinct_rows(def, all, start, &sets)?
         } else {

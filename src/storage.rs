@@ -77,7 +77,6 @@ fn touched_prefix() -> Path {
     Path::from("_state/touched")
 }
 
-/// Short content hash used in object names.
 /// FNV-1a, 64 bits: a hash that stays the same across processes, builds and Rust versions.
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -85,6 +84,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// Short content hash used in object names.
 pub fn content_hash<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
     let mut h = blake3::Hasher::new();
     for p in parts {
