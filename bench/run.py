@@ -40,6 +40,7 @@ BIN = os.path.join(TARGET, PROFILE)
 SPEC = {"days": 35, "events_per_day": 300_000, "users": 200_000, "seed": 42, "end": "2026-11-01T00:00:00Z"}
 END_DATE = SPEC["end"][:10]
 THREADS = os.cpu_count()
+COLD_STARTS = 5
 results = []  # (section, name, value, note)
 
 
@@ -268,6 +269,9 @@ class RuntimeApi(http.server.ThreadingHTTPServer):
     def __init__(self, event):
         super().__init__(("127.0.0.1", 0), RuntimeHandler)
         self.event, self.outcome, self.done = event.encode(), None, threading.Event()
+        # The next-invocation poll is held until the harness has read the process's memory: answering it
+        # would let the runtime exit, and an exited process has no VmHWM left to read.
+        self.release = threading.Event()
         self.served = False
 
 
@@ -277,7 +281,7 @@ class RuntimeHandler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.server.served:
-            self.server.done.wait(600)  # one invocation per process
+            self.server.release.wait(600)  # one invocation per process
             return
         self.server.served = True
         self.send_response(200)
@@ -316,6 +320,7 @@ def invoke(binary, env, event):
         hwm = int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) / 1024
     proc.kill()
     proc.wait()
+    api.release.set()
     api.shutdown()
     kind, body = api.outcome
     if kind != "response":
@@ -391,9 +396,13 @@ def functions(events, package):
     for f, event in (("api", json.dumps({**json.loads(open(os.path.join(ROOT, "tests", "fixtures", "api-gateway-v2-request.json")).read()), "rawPath": "/health", "rawQueryString": ""})),
                      ("rollup", json.dumps({"job": "rollup"})),
                      ("ingest", open(os.path.join(ROOT, "tests", "fixtures", "sqs-event.json")).read())):
-        took, hwm, body = invoke(os.path.join(BIN, f"tally-{f}"), env, event)
-        record("functions", f"{f} cold start (x86_64 {PROFILE} build, local Runtime API)", f"{took * 1000:.0f} ms",
-               f"process start to first response, incl. its first invocation; peak {hwm:.0f} MiB; target <= 50 ms")
+        # Five fresh processes each: the first may also pay for reading the binary from this VM's disk
+        # (the bench data has just pushed it out of the page cache), which is not the function's start.
+        runs = sorted(invoke(os.path.join(BIN, f"tally-{f}"), env, event)[:2] for _ in range(COLD_STARTS))
+        median, slowest = runs[len(runs) // 2], runs[-1]
+        record("functions", f"{f} cold start (x86_64 {PROFILE} build, local Runtime API)", f"{median[0] * 1000:.0f} ms",
+               f"median of {COLD_STARTS} process starts to first response, incl. its first invocation (slowest "
+               f"{slowest[0] * 1000:.0f} ms); peak {max(r[1] for r in runs):.0f} MiB; target <= 50 ms")
 
 
 def write_results():
