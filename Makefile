@@ -19,7 +19,7 @@ test: $(VENV)/bin/moto_server infra-check
 	VENV=$(VENV) tests/support/with-moto.sh $(CARGO) test --workspace --no-fail-fast
 
 ## Benchmarks beside DuckDB on the same data (bench/run.py): prints every figure and writes bench/RESULTS.md.
-## The data set (10.5M events, 35 days) is generated once into bench/data/; make package runs when no zips exist.
+## The data set (10.5M events, 35 days) is generated once into bench/data/; make package brings the zips up to date.
 ## Measures the release build the zips ship. BENCH_PROFILE=profiling (Cargo.toml) builds without LTO and keeps
 ## symbols for perf.
 BENCH_PROFILE ?= release
@@ -42,11 +42,12 @@ infra-check: $(VENV)/bin/checkov
 $(VENV)/bin/checkov: $(VENV)/bin/moto_server
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'checkov>=3,<4' python-hcl2
 
-## Build the three Lambda functions for arm64 (provided.al2023) into target/lambda/<function>/bootstrap.zip.
+## Build the three Lambda functions for arm64 (provided.al2023) into target/lambda/<function>/bootstrap.zip
+## (in the checkout even when CARGO_TARGET_DIR points elsewhere; infra/ and the bench look there).
 package: $(VENV)/bin/cargo-lambda
 	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/cargo-lambda lambda build --release --arm64 --output-format zip \
-		--package tally-ingest --package tally-rollup --package tally-api
+		--lambda-dir target/lambda --package tally-ingest --package tally-rollup --package tally-api
 	@for f in tally-ingest tally-rollup tally-api; do ls -l target/lambda/$$f/bootstrap.zip; done
 
 $(VENV)/bin/cargo-lambda:
