@@ -13,9 +13,10 @@ VENV ?= .venv
 demo:
 	$(CARGO) run --quiet -- --data $(DATA) demo --days $(DAYS) --addr $(ADDR)
 
-## Run every test (unit, end-to-end against the oracle, API, CLI, contracts, AWS over the moto emulator).
+## Run every test (format, clippy, unit, end-to-end against the oracle, API, CLI, contracts, AWS over the moto emulator).
 test: $(VENV)/bin/moto_server infra-check
 	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 	VENV=$(VENV) tests/support/with-moto.sh $(CARGO) test --workspace --no-fail-fast
 
 ## Benchmarks beside DuckDB on the same data (bench/run.py): prints every figure and writes bench/RESULTS.md.

@@ -379,7 +379,7 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 8, 23, 12, 0, 0).unwrap()
     }
 
-    fn one(line: &str) -> Result<Event, String> {
+    fn one(line: &str) -> Result<Event<'_>, String> {
         let mut p = parse_ndjson(line.as_bytes(), now());
         match (p.events.pop(), p.rejected.pop()) {
             (Some(e), None) => Ok(e),

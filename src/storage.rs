@@ -284,7 +284,7 @@ impl Storage {
     /// The events of one UTC hour, each `event_id` once.
     pub async fn read_hour(&self, hour: DateTime<Utc>) -> Result<Vec<RecordBatch>, StorageError> {
         let files = self.hour_files(hour).await?;
-        Ok(dedupe(self.read_files(&files).await?)?)
+        dedupe(self.read_files(&files).await?)
     }
 
     /// Merges the files of each hour that ended before `closed_before` into one, dropping duplicates.
@@ -312,7 +312,10 @@ impl Storage {
             let name = content_hash(sorted_ids.iter().map(|s| s.as_bytes()));
             let target = hour_prefix(hour).join(format!("part-{name}.parquet"));
             self.store
-                .put(&target, PutPayload::from(write_parquet(&[merged.clone()])?))
+                .put(
+                    &target,
+                    PutPayload::from(write_parquet(std::slice::from_ref(&merged))?),
+                )
                 .await?;
             // Only after the merged file is durable do the parts go; a crash in between leaves
             // duplicates, which the rollup drops.

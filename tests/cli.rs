@@ -38,18 +38,14 @@ fn ingest_from_stdin_rollup_query_and_compact() {
     let dir = tempfile::tempdir().unwrap();
     let now = chrono::Utc::now();
     let hour_ago = (now - chrono::Duration::hours(30)).to_rfc3339();
-    let lines = format!(
-        "{}\n{}\n{}\nnot json\n",
-        format!(
-            r#"{{"event_id":"a","event_type":"purchase","occurred_at":"{hour_ago}","user_id":"u1","country":"KR","item_id":"i","price":"10.50","quantity":2}}"#
-        ),
-        format!(
-            r#"{{"event_id":"b","event_type":"purchase","occurred_at":"{hour_ago}","user_id":"u2","country":"US","item_id":"i","price":1.25}}"#
-        ),
-        format!(
-            r#"{{"event_id":"a","event_type":"purchase","occurred_at":"{hour_ago}","user_id":"u1","country":"KR","item_id":"i","price":"10.50","quantity":2}}"#
-        ),
+    // Event "a" comes twice: the second copy must be dropped as a duplicate.
+    let a = format!(
+        r#"{{"event_id":"a","event_type":"purchase","occurred_at":"{hour_ago}","user_id":"u1","country":"KR","item_id":"i","price":"10.50","quantity":2}}"#
     );
+    let b = format!(
+        r#"{{"event_id":"b","event_type":"purchase","occurred_at":"{hour_ago}","user_id":"u2","country":"US","item_id":"i","price":1.25}}"#
+    );
+    let lines = format!("{a}\n{b}\n{a}\nnot json\n");
     let mut child = tally(dir.path())
         .arg("ingest")
         .stdin(Stdio::piped())

@@ -506,7 +506,7 @@ mod tests {
             async move {
                 assert!(batch.len() <= BATCH);
                 // Every other call leaves half its items unprocessed.
-                let keep = if n % 2 == 0 {
+                let keep = if n.is_multiple_of(2) {
                     batch.len().div_ceil(2)
                 } else {
                     batch.len()

@@ -66,7 +66,9 @@ impl ObjectStore for FlakyStore {
     ) -> Result<PutResult> {
         if self.enabled.load(Ordering::SeqCst) && location.as_ref().starts_with(&self.prefix) {
             let n = self.puts.fetch_add(1, Ordering::SeqCst);
-            if n % self.every == 0 && self.failures.load(Ordering::SeqCst) < self.max_failures {
+            if n.is_multiple_of(self.every)
+                && self.failures.load(Ordering::SeqCst) < self.max_failures
+            {
                 self.failures.fetch_add(1, Ordering::SeqCst);
                 return Err(object_store::Error::Generic {
                     store: "flaky",
