@@ -97,9 +97,11 @@ pub fn parse_ndjson(input: &[u8], received_at: DateTime<Utc>) -> Parsed<'_> {
     // One event per line, nearly always: growing the vector would copy every event parsed so far.
     parsed
         .events
-        .reserve(input.iter().filter(|b| **b == b'\n').count() + 1);
-    for line in input.split(|b| *b == b'\n') {
-        let line = line.trim_ascii();
+        .reserve(memchr::memchr_iter(b'\n', input).count() + 1);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', input).chain([input.len()]) {
+        let line = input[start..end].trim_ascii();
+        start = end + 1;
         if !line.is_empty() {
             parse_value_bytes(line, received_at, &mut parsed);
         }
@@ -142,7 +144,12 @@ fn validate_one<'a>(raw: &'a [u8], received_at: DateTime<Utc>, out: &mut Parsed<
     if raw.len() > MAX_EVENT_BYTES {
         return out.reject(raw, too_large(raw.len()), received_at);
     }
-    let fields = match serde_json::from_slice::<RawObject>(raw) {
+    // UTF-8 is checked once for the whole line, so the parser (reading a `str`) need not check
+    // each string again; an invalid line takes the error path below, which names the fault.
+    let parsed = std::str::from_utf8(raw)
+        .map_err(|_| ())
+        .and_then(|text| serde_json::from_str::<RawObject>(text).map_err(|_| ()));
+    let fields = match parsed {
         Ok(fields) => fields,
         Err(_) => {
             let reason = match serde_json::from_slice::<&RawValue>(raw) {
@@ -503,6 +510,33 @@ mod tests {
         assert_eq!(p.rejected.len(), 1);
         assert!(p.rejected[0].reason.contains("over the limit"));
         assert_eq!(p.rejected[0].raw, big.as_bytes());
+    }
+
+    #[test]
+    fn lines_split_on_newlines_only_and_invalid_utf8_is_quarantined_as_sent() {
+        let ok = |id: &str| {
+            format!(
+                r#"{{"event_id":"{id}","event_type":"x","occurred_at":"2026-08-23T00:00:00Z"}}"#
+            )
+        };
+        let mut input = Vec::new();
+        input.extend_from_slice(format!("{}\r\n\n  \n", ok("a")).as_bytes());
+        // A Latin-1 "é" inside a string: not UTF-8, so not JSON.
+        let bad = b"{\"event_id\":\"caf\xe9\",\"event_type\":\"x\",\"occurred_at\":\"2026-08-23T00:00:00Z\"}";
+        input.extend_from_slice(bad);
+        input.extend_from_slice(format!("\n{}", ok("b")).as_bytes()); // no final newline
+        let p = parse_ndjson(&input, now());
+        let ids: Vec<_> = p.events.iter().map(|e| e.event_id.as_ref()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(p.rejected.len(), 1);
+        assert_eq!(p.rejected[0].raw, bad);
+        assert!(
+            p.rejected[0]
+                .reason
+                .starts_with("not JSON: invalid unicode"),
+            "{}",
+            p.rejected[0].reason
+        );
     }
 
     #[test]

@@ -132,7 +132,10 @@ impl Storage {
         let batch = event_table::to_record_batch(events);
         let path = hour_prefix(hour).join(format!("part-{name}.parquet"));
         self.store
-            .put(&path, PutPayload::from(write_parquet(&[batch])?))
+            .put(
+                &path,
+                PutPayload::from(write_parquet(&[batch], Written::Ingested)?),
+            )
             .await?;
         Ok(path)
     }
@@ -314,7 +317,10 @@ impl Storage {
             self.store
                 .put(
                     &target,
-                    PutPayload::from(write_parquet(std::slice::from_ref(&merged))?),
+                    PutPayload::from(write_parquet(
+                        std::slice::from_ref(&merged),
+                        Written::Compacted,
+                    )?),
                 )
                 .await?;
             // Only after the merged file is durable do the parts go; a crash in between leaves
@@ -379,9 +385,23 @@ const UNPRUNED_COLUMNS: [&str; 5] = [
     "attributes",
 ];
 
-fn writer_properties() -> Result<WriterProperties, StorageError> {
+/// Who writes a Parquet file, which sets how hard it is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// By ingest, on the hot path: zstd level 1 measured ~4% fewer instructions per event than
+    /// level 3 on the bench data, with files no larger (pages of a few thousand rows).
+    Ingested,
+    /// By compaction, once per hour, for files that live long: level 3.
+    Compacted,
+}
+
+fn writer_properties(written: Written) -> Result<WriterProperties, StorageError> {
+    let level = match written {
+        Written::Ingested => 1,
+        Written::Compacted => 3,
+    };
     let mut props =
-        WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?));
+        WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?));
     for c in UNIQUE_COLUMNS {
         props = props.set_column_dictionary_enabled(ColumnPath::from(c), false);
     }
@@ -391,8 +411,8 @@ fn writer_properties() -> Result<WriterProperties, StorageError> {
     Ok(props.build())
 }
 
-pub fn write_parquet(batches: &[RecordBatch]) -> Result<Vec<u8>, StorageError> {
-    let props = writer_properties()?;
+pub fn write_parquet(batches: &[RecordBatch], written: Written) -> Result<Vec<u8>, StorageError> {
+    let props = writer_properties(written)?;
     let mut buf = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buf, event_table::schema(), Some(props))?;
     for b in batches {
