@@ -4,7 +4,7 @@
 //! markers. A failure anywhere returns an error before anything is acknowledged, and a retry
 //! rewrites the same object names, so nothing is lost and nothing is counted twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 
 use chrono::{DateTime, Utc};
@@ -42,15 +42,19 @@ pub async fn write_parsed(
     storage: &Storage,
     parsed: &Parsed<'_>,
 ) -> Result<IngestSummary, StorageError> {
-    let mut by_hour: BTreeMap<DateTime<Utc>, Vec<&Event<'_>>> = BTreeMap::new();
+    // An event sent twice in one batch is written once (the first copy: the same one the rollup
+    // would keep), so every file holds each event id of its hour once and a lake read by other
+    // tools (Athena, DuckDB) counts it once. Copies across batches are dropped at rollup and by
+    // compaction.
+    let mut by_hour: BTreeMap<DateTime<Utc>, (Vec<&Event<'_>>, HashSet<&str>)> = BTreeMap::new();
     for e in &parsed.events {
-        by_hour
-            .entry(floor_hour(e.occurred_at))
-            .or_default()
-            .push(e);
+        let (events, ids) = by_hour.entry(floor_hour(e.occurred_at)).or_default();
+        if ids.insert(e.event_id.as_ref()) {
+            events.push(e);
+        }
     }
     let mut written = Vec::with_capacity(by_hour.len());
-    for (hour, mut events) in by_hour {
+    for (hour, (mut events, _)) in by_hour {
         let path = storage.write_hour(hour, &mut events).await?;
         written.push((hour, path));
     }

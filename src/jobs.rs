@@ -1,5 +1,6 @@
 //! Scheduled jobs of the rollup function, as payloads:
-//! `{"job":"rollup"}`, `{"job":"compact"}`, `{"job":"backfill","from":..,"to":..,"metrics":[..]}`.
+//! `{"job":"rollup"}` (`"full":true` recomputes every hour), `{"job":"compact"}`,
+//! `{"job":"backfill","from":..,"to":..,"metrics":[..]}`.
 
 use std::time::Instant;
 
@@ -12,8 +13,12 @@ use crate::rollup::{Rollup, RollupError};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "job", rename_all = "snake_case")]
 pub enum Job {
-    /// Every hour touched since the last run.
-    Rollup,
+    /// Every hour touched since the last run; with `full`, every hour that has events (after a
+    /// metric or reporting-zone change, or an upgrade that says so), as `tally rollup --full`.
+    Rollup {
+        #[serde(default)]
+        full: bool,
+    },
     /// Merge the files of closed hours.
     Compact {
         #[serde(default = "default_grace")]
@@ -52,8 +57,12 @@ pub async fn run(
     deadline: Option<Instant>,
 ) -> Result<Value, RollupError> {
     Ok(match job {
-        Job::Rollup => {
+        Job::Rollup { full: false } => {
             serde_json::to_value(rollup.run_touched(deadline).await?).expect("report serialises")
+        }
+        Job::Rollup { full: true } => {
+            let report = rollup.run_full(None, None, deadline).await?;
+            serde_json::to_value(report).expect("report serialises")
         }
         Job::Compact { grace_hours } => {
             let report = rollup
@@ -85,7 +94,11 @@ mod tests {
     fn payloads_parse_and_unknown_ones_are_refused() {
         assert_eq!(
             serde_json::from_str::<Job>(r#"{"job":"rollup"}"#).unwrap(),
-            Job::Rollup
+            Job::Rollup { full: false }
+        );
+        assert_eq!(
+            serde_json::from_str::<Job>(r#"{"job":"rollup","full":true}"#).unwrap(),
+            Job::Rollup { full: true }
         );
         assert_eq!(
             serde_json::from_str::<Job>(r#"{"job":"compact"}"#).unwrap(),

@@ -1,10 +1,16 @@
 //! The rollup: recomputes the hours ingest touched, then rebuilds their days and months.
 //!
 //! Hour rows come from the events (each `event_id` once) through the metric SQL. Day rows merge
-//! hour rows and month rows merge day rows: sums add; distinct counts union the exact per-period
-//! sets kept by [`crate::distinct_state`], so every stored period is exact, and carries a sketch for
-//! ranges that span several periods. One all-time row per group ([`Grain::All`]) makes the
+//! hour states and month rows merge day states (see [`crate::period_state`]): sums add; distinct
+//! counts union exact sets, so every stored period is exact, and a distinct row carries a sketch
+//! for ranges that span several periods. One all-time row per group ([`Grain::All`]) makes the
 //! dashboard's total a single read.
+//!
+//! Consistency: the rollup never reads period rows back from the [`PeriodStore`] to build coarser
+//! ones. On DynamoDB such a read (an index query) may not see this run's writes, or a recent run's,
+//! and a row summed from it would stay wrong. Every coarser row comes from the period states in
+//! object storage, which every read sees as last written. The store is read only for its meta
+//! values, with strongly consistent reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -13,17 +19,22 @@ use std::time::Instant;
 use arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::catalog::{Catalog, MetricDef};
-use crate::dims::{dim_set_key, dims_key, parse_dims_key, Dims};
-use crate::distinct_state::{self, GroupSets};
+use crate::dims::{dim_set_key, dims_key, parse_dims_key};
 use crate::measure::Measure;
 use crate::period::{self, Grain};
+use crate::period_state::{self, GroupSets, GroupSums, PeriodState};
 use crate::sql_engine::{self, Computed, Engine, EngineError, MeasureKind};
 use crate::storage::{Storage, StorageError, TouchedMarker};
-use crate::store::{PeriodRow, PeriodStore, StoreError, META_AS_OF, META_REPORTING_TZ};
+use crate::store::{
+    PeriodRow, PeriodStore, StoreError, META_AS_OF, META_PERIOD_STATE, META_REPORTING_TZ,
+};
+
+/// The [`META_PERIOD_STATE`] value of a store whose rows derive from sum and distinct states.
+/// Stores rolled up before sums were kept as state need one full rollup.
+const PERIOD_STATE_FORMAT: &str = "sums+distinct/1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RollupError {
@@ -64,6 +75,7 @@ impl Rollup {
         deadline: Option<Instant>,
     ) -> Result<RollupReport, RollupError> {
         self.check_reporting_tz(false).await?;
+        self.check_period_state(false).await?;
         let listed_at = Utc::now();
         let markers = self.storage.touched_markers().await?;
         let hours: BTreeSet<DateTime<Utc>> = markers.iter().map(|m| m.hour).collect();
@@ -92,6 +104,8 @@ impl Rollup {
         deadline: Option<Instant>,
     ) -> Result<RollupReport, RollupError> {
         self.check_reporting_tz(true).await?;
+        self.check_period_state(range.is_none() && metrics.is_none())
+            .await?;
         let hours: BTreeSet<_> = self
             .storage
             .hours_with_data()
@@ -101,8 +115,35 @@ impl Rollup {
             .collect();
         // Without a range every month is rebuilt, so all-time rows start again from nothing.
         // A metric may have changed: months are unioned again from all their days.
-        self.recompute(&hours, metrics, deadline, range.is_none(), false)
-            .await
+        let report = self
+            .recompute(&hours, metrics, deadline, range.is_none(), false)
+            .await?;
+        if range.is_none() && metrics.is_none() && report.hours_remaining == 0 {
+            self.store
+                .put_meta(META_PERIOD_STATE, PERIOD_STATE_FORMAT)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    /// Refuses to build on rows rolled up before the period states this rollup merges existed
+    /// (their days would be merged from missing hour states); a full rollup rebuilds them.
+    async fn check_period_state(&self, rebuilding_all: bool) -> Result<(), RollupError> {
+        let format = self.store.get_meta(META_PERIOD_STATE).await?;
+        if format.as_deref() == Some(PERIOD_STATE_FORMAT) || rebuilding_all {
+            return Ok(());
+        }
+        if format.is_none() && self.store.get_meta(META_AS_OF).await?.is_none() {
+            // Nothing rolled up yet: every state this store will use is written from now on.
+            self.store
+                .put_meta(META_PERIOD_STATE, PERIOD_STATE_FORMAT)
+                .await?;
+            return Ok(());
+        }
+        Err(RollupError::Config(format!(
+            "the period store was rolled up by an earlier version that kept no sum states (period state {}); run a full rollup once (`tally rollup --full`, or the rollup function's {{\"job\":\"rollup\",\"full\":true}}) to rebuild them",
+            format.as_deref().unwrap_or("none")
+        )))
     }
 
     async fn check_reporting_tz(&self, rebuilding: bool) -> Result<(), RollupError> {
@@ -163,7 +204,7 @@ impl Rollup {
                 break;
             }
             tracing::debug!(day = %day, hours = day_hours.len(), "rollup day {}/{}", i + 1, total_days);
-            report.rows_written += self.recompute_hours(day_hours, &metrics).await?;
+            report.rows_written += self.recompute_hours(day_hours, &metrics, &kinds).await?;
             for (m, kind) in metrics.iter().zip(&kinds) {
                 report.rows_written += self.rebuild(m, *kind, Grain::Day, *day, None).await?;
             }
@@ -194,11 +235,13 @@ impl Rollup {
         Ok(report)
     }
 
-    /// Runs every metric over the events of `hours` and stores one row per hour and group.
+    /// Runs every metric over the events of `hours`, stores one row per hour and group, and saves
+    /// each hour's state (empty for an hour without values, so no older state outlives it).
     async fn recompute_hours(
         &self,
         hours: &[DateTime<Utc>],
         metrics: &[&Arc<MetricDef>],
+        kinds: &[MeasureKind],
     ) -> Result<usize, RollupError> {
         let mut batches = Vec::new();
         for h in hours {
@@ -208,20 +251,23 @@ impl Rollup {
         }
         let engine = Engine::new(batches)?;
         let mut written = 0;
-        for m in metrics {
+        for (m, kind) in metrics.iter().zip(kinds) {
             let computed = engine.compute(m).await?;
             let mut rows = Vec::with_capacity(computed.len());
             let mut sets: BTreeMap<i64, GroupSets> = BTreeMap::new();
+            let mut sums: BTreeMap<i64, GroupSums> = BTreeMap::new();
             for c in computed {
                 let start =
                     DateTime::from_timestamp(c.period_start, 0).expect("period is a valid time");
+                let key = dims_key(&c.dims);
                 let measure = match c.value {
-                    Computed::Additive(v) => Measure::Additive(v),
+                    Computed::Additive(v) => {
+                        sums.entry(c.period_start).or_default().insert(key, v);
+                        Measure::Additive(v)
+                    }
                     Computed::Distinct(hashes) => {
                         let m = Measure::distinct_from_hashes(&hashes);
-                        sets.entry(c.period_start)
-                            .or_default()
-                            .insert(dims_key(&c.dims), hashes);
+                        sets.entry(c.period_start).or_default().insert(key, hashes);
                         m
                     }
                 };
@@ -233,10 +279,10 @@ impl Rollup {
                     measure,
                 });
             }
-            for (start, group_sets) in sets {
-                let start = DateTime::from_timestamp(start, 0).expect("valid");
-                distinct_state::save(&self.storage, &m.name, Grain::Hour, start, &group_sets)
-                    .await?;
+            if *kind == MeasureKind::DistinctCount {
+                self.save_hour_states(&m.name, hours, sets).await?;
+            } else {
+                self.save_hour_states(&m.name, hours, sums).await?;
             }
             written += rows.len();
             self.store.put(rows).await?;
@@ -244,7 +290,20 @@ impl Rollup {
         Ok(written)
     }
 
-    /// Rebuilds the `grain` (day or month) rows of one period from the rows one grain finer.
+    async fn save_hour_states<S: PeriodState>(
+        &self,
+        metric: &str,
+        hours: &[DateTime<Utc>],
+        mut states: BTreeMap<i64, S>,
+    ) -> Result<(), RollupError> {
+        for h in hours {
+            let state = states.remove(&h.timestamp()).unwrap_or_default();
+            period_state::save(&self.storage, metric, Grain::Hour, *h, &state).await?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the `grain` (day or month) rows of one period from the states one grain finer.
     ///
     /// `grown_by` names the finer periods just rebuilt when the others are unchanged: a distinct
     /// count's saved set then only grows by theirs (values only ever arrive, as for all time),
@@ -264,35 +323,20 @@ impl Rollup {
         } else {
             Grain::Hour
         };
-        let rows = if kind == MeasureKind::DistinctCount {
-            let (storage, name) = (&self.storage, &def.name);
-            let grown =
-                distinct_state::load_grown(storage, name, (grain, start), finer, grown_by).await?;
-            let sets = match grown {
-                Some(sets) => sets,
-                None => {
-                    let mut starts = Vec::new();
-                    let mut t = start;
-                    while t < end {
-                        starts.push(t);
-                        t = period::period_end(finer, tz, t);
-                    }
-                    distinct_state::union_of(storage, name, finer, &starts).await?
-                }
-            };
-            distinct_state::save(&self.storage, &def.name, grain, start, &sets).await?;
-            distinct_rows(def, grain, start, &sets)?
-        } else {
-            self.summed_rows(def, finer, grain, start, end).await?
-        };
-        let n = rows.len();
-        self.store.put(rows).await?;
-        Ok(n)
+        let mut starts = Vec::new();
+        let mut t = start;
+        while t < end {
+            starts.push(t);
+            t = period::period_end(finer, tz, t);
+        }
+        self.rebuild_from_states(def, kind, (grain, start), finer, Some(&starts), grown_by)
+            .await
     }
 
-    /// The all-time rows, one per group. Sums add every month row. Distinct counts keep the exact
-    /// set of every value seen, grown by the months just rebuilt (values only ever arrive), or built
-    /// again from every month's set when `from_scratch` (a full rollup, as after a metric changed).
+    /// The all-time rows, one per group, from every month's state: sums add every month; distinct
+    /// counts keep the exact set of every value seen, grown by the months just rebuilt (values only
+    /// ever arrive), or built again from every month's set when `from_scratch` (a full rollup, as
+    /// after a metric changed).
     async fn rebuild_all_time(
         &self,
         def: &MetricDef,
@@ -300,77 +344,73 @@ impl Rollup {
         months: &BTreeSet<DateTime<Utc>>,
         from_scratch: bool,
     ) -> Result<usize, RollupError> {
-        let (all, start) = (Grain::All, period::ALL_TIME_START);
+        let months: Vec<DateTime<Utc>> = months.iter().copied().collect();
+        let grown_by = (!from_scratch).then_some(months.as_slice());
+        let all_time = (Grain::All, period::ALL_TIME_START);
+        self.rebuild_from_states(def, kind, all_time, Grain::Month, None, grown_by)
+            .await
+    }
+
+    /// Merges the `finer` states at `starts` (every saved one when `None`) into the state of
+    /// `(grain, start)`, saves it and stores its rows. Distinct sets may grow from the saved state
+    /// by `grown_by` alone; sums are always merged again.
+    async fn rebuild_from_states(
+        &self,
+        def: &MetricDef,
+        kind: MeasureKind,
+        period: (Grain, DateTime<Utc>),
+        finer: Grain,
+        starts: Option<&[DateTime<Utc>]>,
+        grown_by: Option<&[DateTime<Utc>]>,
+    ) -> Result<usize, RollupError> {
         let rows = if kind == MeasureKind::DistinctCount {
-            let (storage, name) = (&self.storage, &def.name);
-            let months: Vec<DateTime<Utc>> = months.iter().copied().collect();
-            let grown_by = (!from_scratch).then_some(months.as_slice());
-            let grown =
-                distinct_state::load_grown(storage, name, (all, start), Grain::Month, grown_by)
-                    .await?;
-            let sets = match grown {
-                Some(sets) => sets,
-                None => {
-                    let every_month = distinct_state::starts(storage, name, Grain::Month).await?;
-                    distinct_state::union_of(storage, name, Grain::Month, &every_month).await?
-                }
-            };
-            distinct_state::save(&self.storage, &def.name, all, start, &sets).await?;
-            distinct_rows(def, all, start, &sets)?
+            let sets: GroupSets = self
+                .merged_state(def, period, finer, starts, grown_by)
+                .await?;
+            rows_of(def, period, &sets)?
         } else {
-            self.summed_rows(def, Grain::Month, all, start, DateTime::<Utc>::MAX_UTC)
-                .await?
+            let sums: GroupSums = self.merged_state(def, period, finer, starts, None).await?;
+            rows_of(def, period, &sums)?
         };
         let n = rows.len();
         self.store.put(rows).await?;
         Ok(n)
     }
 
-    /// Rows of `grain` at `start` summing, per group, the `finer` rows in `[start, end)`.
-    async fn summed_rows(
+    async fn merged_state<S: PeriodState>(
         &self,
         def: &MetricDef,
+        (grain, start): (Grain, DateTime<Utc>),
         finer: Grain,
-        grain: Grain,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-    ) -> Result<Vec<PeriodRow>, RollupError> {
-        let mut sums: BTreeMap<String, (Dims, Decimal)> = BTreeMap::new();
-        for set in dimension_sets(def) {
-            for r in self
-                .store
-                .groups(&def.name, finer, &set, start, end)
-                .await?
-            {
-                if let Measure::Additive(v) = r.measure {
-                    sums.entry(dims_key(&r.dims))
-                        .or_insert_with(|| (r.dims.clone(), Decimal::ZERO))
-                        .1 += v;
-                }
+        starts: Option<&[DateTime<Utc>]>,
+        grown_by: Option<&[DateTime<Utc>]>,
+    ) -> Result<S, RollupError> {
+        let (storage, name) = (&self.storage, &def.name);
+        let grown =
+            period_state::load_grown(storage, name, (grain, start), finer, grown_by).await?;
+        let state = match (grown, starts) {
+            (Some(state), _) => state,
+            (None, Some(starts)) => period_state::merged(storage, name, finer, starts).await?,
+            (None, None) => {
+                let every = period_state::starts::<S>(storage, name, finer).await?;
+                period_state::merged(storage, name, finer, &every).await?
             }
-        }
-        Ok(sums
-            .into_values()
-            .map(|(dims, v)| PeriodRow {
-                metric: def.name.clone(),
-                grain,
-                start,
-                dims,
-                measure: Measure::Additive(v),
-            })
-            .collect())
+        };
+        period_state::save(storage, name, grain, start, &state).await?;
+        Ok(state)
     }
 }
 
-/// Rows of `grain` at `start` from the exact distinct sets of each group.
-fn distinct_rows(
+/// The rows of one period from its state, one per group.
+fn rows_of<S: PeriodState>(
     def: &MetricDef,
-    grain: Grain,
-    start: DateTime<Utc>,
-    sets: &GroupSets,
+    (grain, start): (Grain, DateTime<Utc>),
+    state: &S,
 ) -> Result<Vec<PeriodRow>, RollupError> {
-    sets.iter()
-        .map(|(key, hashes)| {
+    state
+        .measures()
+        .into_iter()
+        .map(|(key, measure)| {
             let dims = parse_dims_key(key)
                 .map_err(|e| RollupError::Config(format!("bad group key {key}: {e}")))?;
             Ok(PeriodRow {
@@ -378,7 +418,7 @@ fn distinct_rows(
                 grain,
                 start,
                 dims,
-                measure: Measure::distinct_from_hashes(hashes),
+                measure,
             })
         })
         .collect()

@@ -692,6 +692,10 @@ async fn compaction_changes_no_number() {
     let files_after = s.local.storage.list("events").await.unwrap().len();
     assert!(files_after < files_before);
     assert_eq!(files_after, 4 * 24, "one file per hour");
+    for (file, ids) in event_ids_per_file(&s.local.data_dir) {
+        let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{file} holds an event twice");
+    }
     s.local.rollup().run_full(None, None, None).await.unwrap();
     for m in METRICS {
         let mut r = svc
@@ -735,4 +739,115 @@ async fn a_rollup_out_of_time_leaves_the_rest_for_the_next_run() {
     assert_eq!(report.hours_remaining, 0);
     assert!(report.as_of.is_some());
     assert!(local.storage.touched_markers().await.unwrap().is_empty());
+}
+
+/// The `event_id` column of every Parquet file under `<data>/events`, by file.
+fn event_ids_per_file(data: &std::path::Path) -> BTreeMap<String, Vec<String>> {
+    use arrow::array::AsArray;
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&data.join("events"), &mut files);
+    files
+        .into_iter()
+        .map(|path| {
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                std::fs::File::open(&path).unwrap(),
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+            let mut ids = Vec::new();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let column = batch.column_by_name("event_id").unwrap().as_string::<i32>();
+                ids.extend(column.iter().flatten().map(str::to_string));
+            }
+            (path.display().to_string(), ids)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_event_sent_twice_in_one_batch_is_stored_once_and_compaction_keeps_it_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Local::open(dir.path(), Catalog::builtin(), Tz::UTC).unwrap();
+    let batch = [
+        r#"{"event_id":"twice","event_type":"purchase","occurred_at":"2026-08-20T05:10:00Z","user_id":"u1","price":"5.00"}"#,
+        r#"{"event_id":"once","event_type":"sign-in","occurred_at":"2026-08-20T05:20:00Z","user_id":"u2"}"#,
+        r#"{"event_id":"twice","event_type":"purchase","occurred_at":"2026-08-20T05:10:00Z","user_id":"u1","price":"7.00"}"#,
+    ]
+    .join("\n");
+    let summary = ingest::ingest_ndjson(&local.storage, batch.as_bytes(), received())
+        .await
+        .unwrap();
+    assert_eq!((summary.accepted, summary.files_written), (3, 1));
+    let files = event_ids_per_file(dir.path());
+    let ids: Vec<&String> = files.values().flatten().collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "the hour's one file holds each event once: {files:?}"
+    );
+
+    local
+        .storage
+        .compact(end() + Duration::hours(1))
+        .await
+        .unwrap();
+    let files = event_ids_per_file(dir.path());
+    let mut ids: Vec<&String> = files.values().flatten().collect();
+    ids.sort();
+    assert_eq!(ids, ["once", "twice"]);
+
+    // The first copy is the one kept, as the rollup's reading of the lake would keep it.
+    local.rollup().run_touched(None).await.unwrap();
+    let revenue = service_of(&local)
+        .query(
+            &params("revenue", "2026-08-20", "2026-08-21", None, None, &[]),
+            utc(2026, 9, 1, 0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(revenue.current_total, "5.00".parse::<Decimal>().unwrap());
+}
+
+fn service_of(local: &Local) -> QueryService {
+    local.query_service(QueryOptions::default())
+}
+
+#[tokio::test]
+async fn a_store_rolled_up_without_sum_states_asks_for_one_full_rollup() {
+    use tally::store::META_PERIOD_STATE;
+    let s = setup(Tz::UTC).await;
+    // As a store rolled up by a version that kept no sum states would stand.
+    s.local
+        .store
+        .put_meta(META_PERIOD_STATE, "none")
+        .await
+        .unwrap();
+    let refused = s.local.rollup().run_touched(None).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("run a full rollup once"),
+        "{refused}"
+    );
+    let range = Some((utc(2026, 8, 24, 0), utc(2026, 8, 25, 0)));
+    assert!(
+        s.local.rollup().run_full(range, None, None).await.is_err(),
+        "a backfill of one range cannot build on the old rows either"
+    );
+    s.local.rollup().run_full(None, None, None).await.unwrap();
+    assert_eq!(
+        s.local.store.get_meta(META_PERIOD_STATE).await.unwrap(),
+        Some("sums+distinct/1".to_string())
+    );
+    s.local.rollup().run_touched(None).await.unwrap();
 }

@@ -10,7 +10,9 @@
 //! | `dims`, `kind`, `value` | S | the dimension values, `sum` or `distinct`, the exact value as decimal text |
 //! | `sketch` | B | HLL sketch of a distinct count (at most ~8 KiB: far under the 400 KB item limit) |
 //!
-//! A series is one `Query` on `pk` with `sk BETWEEN`; `group_by` is one `Query` on the `by_set` index.
+//! A series is one strongly consistent `Query` on `pk` with `sk BETWEEN`; `group_by` is one `Query`
+//! on the `by_set` index (eventually consistent, as every index read is: used only to answer, never
+//! to derive a stored row).
 //! An answer's exact periods (and its meta values) are BatchGetItem requests of up to 100 keys, sent
 //! at once. Meta values live under `pk = meta#{key}`, `sk = 0`. Writes are `BatchWriteItem` puts
 //! (idempotent overwrites); unprocessed items and keys are retried here, with backoff, and nowhere
@@ -312,6 +314,9 @@ impl DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .set_index_name(index.map(str::to_string))
+                // A base-table read sees every completed write only when it asks to; an index read
+                // cannot ask, and nothing stored is derived from one (docs/consistency.md).
+                .set_consistent_read(index.is_none().then_some(true))
                 .key_condition_expression("#k = :k AND sk BETWEEN :a AND :b")
                 .expression_attribute_names("#k", key_attr)
                 .expression_attribute_values(":k", s(key.clone()))

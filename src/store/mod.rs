@@ -109,3 +109,5 @@ pub trait PeriodStore: Send + Sync {
 pub const META_AS_OF: &str = "as_of";
 /// Meta key: the reporting time zone the day and month rows were built in.
 pub const META_REPORTING_TZ: &str = "reporting_tz";
+/// Meta key: the format of the period states in object storage the store's rows were built from.
+pub const META_PERIOD_STATE: &str = "period_state";

@@ -37,15 +37,47 @@ pub async fn sdk() -> aws_config::SdkConfig {
         .await
 }
 
+/// The DynamoDB endpoint whose eventually consistent and index reads see the table only as it stood
+/// at the last [`lagging_sync`] (`tests/support/lagging_dynamodb.py`, started by `make test`).
+pub fn lagging_endpoint() -> String {
+    std::env::var("TALLY_TEST_LAGGING_DYNAMODB").expect(
+        "TALLY_TEST_LAGGING_DYNAMODB is not set: run these tests with `make test`, which starts the lagging DynamoDB endpoint",
+    )
+}
+
+/// A new table behind the lagging endpoint.
+pub async fn lagging_dynamo_store(table: &str) -> DynamoStore {
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk().await)
+        .endpoint_url(lagging_endpoint())
+        .build();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table);
+    store.create_table().await.unwrap();
+    store
+}
+
+/// Lets the lagging endpoint's stale reads catch up with every write made so far.
+pub fn lagging_sync() {
+    let response = http_to(&lagging_endpoint(), "POST", "/_lagging/sync");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
+
 /// Sends one plain HTTP request to the emulator; returns the status line.
 fn http(method: &str, path: &str) -> String {
-    let ep = endpoint();
+    http_to(&endpoint(), method, path)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Sends one plain HTTP request without a body; returns the whole response.
+fn http_to(ep: &str, method: &str, path: &str) -> String {
     let host = ep.trim_start_matches("http://").trim_end_matches('/');
     let mut s = std::net::TcpStream::connect(host).unwrap();
     write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
     let mut r = String::new();
     s.read_to_string(&mut r).unwrap();
-    r.lines().next().unwrap_or_default().to_string()
+    r
 }
 
 pub fn s3_object_store(bucket: &str) -> Arc<dyn ObjectStore> {
