@@ -35,7 +35,7 @@ $(VENV)/bin/moto_server:
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6'
 
 ## Static checks of infra/ (no terraform binary or providers needed): checkov with 0 failed checks, and
-## tests/infra_consistency.py proving the Terraform agrees with the code and the README.
+## tests/infra_consistency.py proving the Terraform agrees with the code and docs/aws.md.
 infra-check: $(VENV)/bin/checkov
 	$(VENV)/bin/checkov --directory infra --framework terraform --quiet --compact --skip-download
 	$(VENV)/bin/python tests/infra_consistency.py

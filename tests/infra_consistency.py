@@ -1,10 +1,10 @@
-"""Proves that infra/ agrees with the code and the README, by parsing the Terraform (python-hcl2).
+"""Proves that infra/ agrees with the code and docs/aws.md, by parsing the Terraform (python-hcl2).
 
 - every function crate has a Lambda whose zip is where `make package` writes it;
-- every environment variable the README marks as required for a function is set on it;
+- every environment variable docs/aws.md marks as required for a function is set on it;
 - every scheduled rollup job has a schedule;
 - the API Gateway routes are the router's routes;
-- every IAM action the README lists for a function is granted to its role, and nothing more;
+- every IAM action docs/aws.md lists for a function is granted to its role, and nothing more;
 - every alarm on tally's own metrics watches a metric (and dimension) that function publishes.
 
 Run: `.venv/bin/python tests/infra_consistency.py` (make infra-check does).
@@ -62,8 +62,8 @@ def data(tf, kind):
 
 
 def readme_functions():
-    """Function name -> (required env vars, IAM actions) from the README's table of functions."""
-    with open(os.path.join(ROOT, "README.md")) as f:
+    """Function name -> (required env vars, IAM actions) from the table of functions in docs/aws.md."""
+    with open(os.path.join(ROOT, "docs", "aws.md")) as f:
         text = f.read()
     out = {}
     for line in text.splitlines():
@@ -142,7 +142,7 @@ def problems(infra):
         spec = unwrap(spec)
         env_set = set(unwrap(spec.get("environment", {})) or {})
         if name not in documented:
-            found.append(f"the README does not document function {name}")
+            found.append(f"docs/aws.md does not document function {name}")
             continue
         required, actions = documented[name]
         for var in sorted(required - env_set):
@@ -152,9 +152,9 @@ def problems(infra):
             statement = unwrap(statement)
             granted |= set(unwrap(statement.get("actions", [])) if isinstance(unwrap(statement.get("actions")), list) else [unwrap(statement.get("actions"))])
         for action in sorted(actions - granted):
-            found.append(f"function {name}: the README lists {action}, which its role is not granted")
+            found.append(f"function {name}: docs/aws.md lists {action}, which its role is not granted")
         for action in sorted(granted - actions):
-            found.append(f"function {name}: its role is granted {action}, which the README does not list")
+            found.append(f"function {name}: its role is granted {action}, which docs/aws.md does not list")
 
     scheduled = set()
     for spec in local(tf, "rollup_jobs").values():
@@ -177,7 +177,7 @@ def problems(infra):
 
 
 class InfraConsistency(unittest.TestCase):
-    def test_infra_agrees_with_code_and_readme(self):
+    def test_infra_agrees_with_code_and_docs(self):
         self.assertEqual(problems(os.path.join(ROOT, "infra")), [])
 
     def test_a_broken_copy_is_caught(self):
@@ -203,7 +203,7 @@ class InfraConsistency(unittest.TestCase):
                 f.write(text.replace('metric = "TouchedHoursWaiting"', 'metric = "TouchedHoursPending"', 1))
             found = problems(broken)
             self.assertIn("function rollup requires TALLY_TABLE, which Terraform does not set", found)
-            self.assertIn("function ingest: its role is granted sqs:PurgeQueue, which the README does not list", found)
+            self.assertIn("function ingest: its role is granted sqs:PurgeQueue, which docs/aws.md does not list", found)
             self.assertIn("alarm rollup-falling-behind watches ('tally', 'TouchedHoursPending', 'rollup'), which no function publishes", found)
 
 
