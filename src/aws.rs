@@ -1,4 +1,5 @@
-//! AWS wiring: clients and adapters built once from the environment.
+//! AWS wiring: each function's environment, read and checked in one place at start (a missing or
+//! invalid variable stops the function with an error naming it), and the clients built from it.
 //!
 //! | variable | used by | meaning |
 //! | --- | --- | --- |
@@ -13,7 +14,11 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use object_store::aws::AmazonS3Builder;
 
+use crate::catalog::Catalog;
 use crate::config::{optional_env, parse_reporting_tz, required_env, ConfigError};
+use crate::http::ApiOptions;
+use crate::query::{QueryOptions, DEFAULT_MAX_RANGE_DAYS};
+use crate::rollup::Rollup;
 use crate::storage::Storage;
 use crate::store::dynamodb::DynamoStore;
 
@@ -43,32 +48,107 @@ pub fn s3_storage(bucket: &str) -> Result<Storage, ConfigError> {
     Ok(Storage::new(Arc::new(store)))
 }
 
-pub fn reporting_tz() -> Result<Tz, ConfigError> {
+/// The ingest function's environment.
+#[derive(Debug, Clone)]
+pub struct IngestEnv {
+    pub bucket: String,
+}
+
+impl IngestEnv {
+    pub fn from_env() -> Result<IngestEnv, ConfigError> {
+        Ok(IngestEnv {
+            bucket: required_env("TALLY_BUCKET")?,
+        })
+    }
+
+    pub fn storage(&self) -> Result<Storage, ConfigError> {
+        s3_storage(&self.bucket)
+    }
+}
+
+/// The rollup function's environment.
+#[derive(Debug, Clone)]
+pub struct RollupEnv {
+    pub bucket: String,
+    pub table: String,
+    pub reporting_tz: Tz,
+}
+
+impl RollupEnv {
+    pub fn from_env() -> Result<RollupEnv, ConfigError> {
+        Ok(RollupEnv {
+            bucket: required_env("TALLY_BUCKET")?,
+            table: required_env("TALLY_TABLE")?,
+            reporting_tz: reporting_tz()?,
+        })
+    }
+
+    /// The rollup over S3 and DynamoDB, with the metric definitions built in.
+    pub fn rollup(&self, sdk: &aws_config::SdkConfig) -> Result<Rollup, ConfigError> {
+        Ok(Rollup {
+            storage: s3_storage(&self.bucket)?,
+            store: Arc::new(DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                &self.table,
+            )),
+            catalog: Catalog::builtin(),
+            reporting_tz: self.reporting_tz,
+        })
+    }
+}
+
+/// The api function's environment.
+#[derive(Clone)]
+pub struct ApiEnv {
+    pub table: String,
+    pub query: QueryOptions,
+    pub api: ApiOptions,
+}
+
+impl ApiEnv {
+    pub fn from_env() -> Result<ApiEnv, ConfigError> {
+        let max_range_days = match optional_env("TALLY_MAX_RANGE_DAYS") {
+            None => DEFAULT_MAX_RANGE_DAYS,
+            Some(v) => v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|d| *d > 0)
+                .ok_or_else(|| ConfigError {
+                    name: "TALLY_MAX_RANGE_DAYS".into(),
+                    message: format!("{v:?} is not a positive whole number of days"),
+                })?,
+        };
+        let cors_origin = optional_env("TALLY_CORS_ORIGIN")
+            .map(|v| {
+                v.parse().map_err(|message| ConfigError {
+                    name: "TALLY_CORS_ORIGIN".into(),
+                    message,
+                })
+            })
+            .transpose()?;
+        Ok(ApiEnv {
+            table: required_env("TALLY_TABLE")?,
+            query: QueryOptions {
+                reporting_tz: reporting_tz()?,
+                max_range_days,
+                ..QueryOptions::default()
+            },
+            api: ApiOptions {
+                token: optional_env("TALLY_API_TOKEN"),
+                cors_origin,
+            },
+        })
+    }
+
+    pub fn store(&self, sdk: &aws_config::SdkConfig) -> DynamoStore {
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &self.table)
+    }
+}
+
+fn reporting_tz() -> Result<Tz, ConfigError> {
     match optional_env("TALLY_REPORTING_TZ") {
         Some(v) => parse_reporting_tz("TALLY_REPORTING_TZ", &v),
         None => Ok(Tz::UTC),
     }
-}
-
-pub fn bucket() -> Result<String, ConfigError> {
-    required_env("TALLY_BUCKET")
-}
-
-pub async fn dynamo_store(sdk: &aws_config::SdkConfig) -> Result<DynamoStore, ConfigError> {
-    Ok(DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(sdk),
-        required_env("TALLY_TABLE")?,
-    ))
-}
-
-/// The full text of an SDK error: its `Display` names only the outer layer ("service error").
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
 }

@@ -27,8 +27,40 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 pub struct ApiOptions {
     /// When set, `/v1` requires `Authorization: Bearer <token>`.
     pub token: Option<String>,
-    /// Origin allowed by CORS (`*` for any); none sends no CORS headers.
-    pub cors_origin: Option<String>,
+    /// Origin allowed by CORS; none sends no CORS headers.
+    pub cors_origin: Option<CorsOrigin>,
+}
+
+/// The one origin CORS allows, checked when the setting is read: an origin that is not a valid
+/// header value is refused at start instead of silently allowing nothing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CorsOrigin {
+    /// `*`: any origin.
+    Any,
+    Exact(HeaderValue),
+}
+
+impl std::str::FromStr for CorsOrigin {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<CorsOrigin, String> {
+        let s = s.trim();
+        if s == "*" {
+            return Ok(CorsOrigin::Any);
+        }
+        // An origin is scheme and authority only: no path, not even a trailing slash.
+        let authority = s
+            .strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"));
+        let valid = authority
+            .is_some_and(|a| !a.is_empty() && !a.contains('/') && !a.contains(char::is_whitespace));
+        match HeaderValue::from_str(s) {
+            Ok(v) if valid => Ok(CorsOrigin::Exact(v)),
+            _ => Err(format!(
+                "{s:?} is not an origin: give scheme and host (and port), as https://admin.example.com, or * for any"
+            )),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -126,14 +158,10 @@ pub fn router_with_clock(service: Arc<QueryService>, options: ApiOptions, clock:
             .into_response()
         }))
         .layer(TraceLayer::new_for_http());
-    if let Some(origin) = options.cors_origin.filter(|o| !o.is_empty()) {
-        let allow = if origin == "*" {
-            AllowOrigin::any()
-        } else {
-            match HeaderValue::from_str(&origin) {
-                Ok(v) => AllowOrigin::exact(v),
-                Err(_) => AllowOrigin::list([]),
-            }
+    if let Some(origin) = options.cors_origin {
+        let allow = match origin {
+            CorsOrigin::Any => AllowOrigin::any(),
+            CorsOrigin::Exact(v) => AllowOrigin::exact(v),
         };
         app = app.layer(
             CorsLayer::new()

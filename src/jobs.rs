@@ -5,10 +5,10 @@
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
-use crate::rollup::{Rollup, RollupError};
+use crate::rollup::{Rollup, RollupError, RollupReport};
+use crate::storage::CompactReport;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "job", rename_all = "snake_case")]
@@ -37,6 +37,41 @@ fn default_grace() -> i64 {
     2
 }
 
+impl Job {
+    /// The job a schedule's payload names.
+    pub fn from_payload(payload: serde_json::Value) -> Result<Job, JobError> {
+        serde_json::from_value(payload).map_err(JobError::BadPayload)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("bad payload: {0}; expected {{\"job\":\"rollup\"|\"compact\"|\"backfill\",...}}")]
+    BadPayload(serde_json::Error),
+    #[error(transparent)]
+    Rollup(#[from] RollupError),
+}
+
+/// What a job did, as the function returns it (JSON).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum JobReport {
+    Rollup(RollupReport),
+    Compact(CompactReport),
+    Backfill { backfill: RollupReport },
+}
+
+impl JobReport {
+    /// Touched hours a rollup run left for the next one (the `rollup-falling-behind` alarm
+    /// watches this); `None` for the other jobs.
+    pub fn touched_hours_waiting(&self) -> Option<usize> {
+        match self {
+            JobReport::Rollup(r) => Some(r.hours_remaining),
+            JobReport::Compact(_) | JobReport::Backfill { .. } => None,
+        }
+    }
+}
+
 fn parse_utc(field: &str, s: &str) -> Result<DateTime<Utc>, RollupError> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight")));
@@ -55,21 +90,15 @@ pub async fn run(
     rollup: &Rollup,
     job: &Job,
     deadline: Option<Instant>,
-) -> Result<Value, RollupError> {
+) -> Result<JobReport, RollupError> {
     Ok(match job {
-        Job::Rollup { full: false } => {
-            serde_json::to_value(rollup.run_touched(deadline).await?).expect("report serialises")
-        }
+        Job::Rollup { full: false } => JobReport::Rollup(rollup.run_touched(deadline).await?),
         Job::Rollup { full: true } => {
-            let report = rollup.run_full(None, None, deadline).await?;
-            serde_json::to_value(report).expect("report serialises")
+            JobReport::Rollup(rollup.run_full(None, None, deadline).await?)
         }
         Job::Compact { grace_hours } => {
-            let report = rollup
-                .storage
-                .compact(Utc::now() - Duration::hours(*grace_hours))
-                .await?;
-            serde_json::to_value(report).expect("report serialises")
+            let closed_before = Utc::now() - Duration::hours(*grace_hours);
+            JobReport::Compact(rollup.storage.compact(closed_before).await?)
         }
         Job::Backfill { from, to, metrics } => {
             let (from, to) = (parse_utc("from", from)?, parse_utc("to", to)?);
@@ -81,7 +110,7 @@ pub async fn run(
             let report = rollup
                 .run_full(Some((from, to)), metrics.as_deref(), deadline)
                 .await?;
-            json!({"backfill": report})
+            JobReport::Backfill { backfill: report }
         }
     })
 }

@@ -25,6 +25,7 @@ pub mod period;
 pub mod period_state;
 pub mod query;
 pub mod rollup;
+mod sdk_error;
 pub mod send;
 pub mod sql_engine;
 pub mod storage;

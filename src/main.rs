@@ -13,10 +13,11 @@ use serde::Serialize;
 use tally::catalog::Catalog;
 use tally::config::parse_reporting_tz;
 use tally::demo::{self, DemoSpec};
-use tally::http::{self, ApiOptions};
+use tally::http::{self, ApiOptions, CorsOrigin};
 use tally::ingest::{self, IngestSummary};
+use tally::jobs::{self, Job};
 use tally::local::Local;
-use tally::query::{QueryOptions, QueryParams};
+use tally::query::{QueryOptions, QueryParams, DEFAULT_MAX_RANGE_DAYS};
 use tally::sql_engine;
 
 #[derive(Parser)]
@@ -138,11 +139,11 @@ struct ServeArgs {
     /// Bearer token required on /v1 when set.
     #[arg(long, env = "TALLY_API_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Origin allowed by CORS, or * for any.
+    /// Origin allowed by CORS (scheme, host and port, as https://admin.example.com), or * for any.
     #[arg(long, env = "TALLY_CORS_ORIGIN")]
-    cors_origin: Option<String>,
+    cors_origin: Option<CorsOrigin>,
     /// Longest range a query may ask for, in days.
-    #[arg(long, env = "TALLY_MAX_RANGE_DAYS", default_value_t = 1100)]
+    #[arg(long, env = "TALLY_MAX_RANGE_DAYS", default_value_t = DEFAULT_MAX_RANGE_DAYS)]
     max_range_days: i64,
 }
 
@@ -212,21 +213,13 @@ async fn main() -> Result<()> {
     let local = Local::open(&cli.data, catalog, reporting_tz)?;
     match cli.command {
         Command::Ingest { files } => print_json(&ingest_files(&local, &files).await?),
+        // The same jobs as the rollup function's schedule, without a deadline.
         Command::Rollup { full } => {
-            let rollup = local.rollup();
-            let report = if full {
-                rollup.run_full(None, None, None).await?
-            } else {
-                rollup.run_touched(None).await?
-            };
-            print_json(&report)
+            print_json(&jobs::run(&local.rollup(), &Job::Rollup { full }, None).await?)
         }
-        Command::Compact { grace_hours } => print_json(
-            &local
-                .storage
-                .compact(Utc::now() - Duration::hours(grace_hours))
-                .await?,
-        ),
+        Command::Compact { grace_hours } => {
+            print_json(&jobs::run(&local.rollup(), &Job::Compact { grace_hours }, None).await?)
+        }
         Command::Query {
             metric,
             from,

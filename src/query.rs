@@ -17,6 +17,9 @@ use crate::period::{self, Grain, Period};
 use crate::store::{PeriodStore, StoreError, META_AS_OF};
 
 /// Limits and defaults of the query service.
+/// The longest range a query may ask for, in days, unless `TALLY_MAX_RANGE_DAYS` says otherwise.
+pub const DEFAULT_MAX_RANGE_DAYS: i64 = 1100;
+
 #[derive(Debug, Clone)]
 pub struct QueryOptions {
     pub reporting_tz: Tz,
@@ -30,7 +33,7 @@ impl Default for QueryOptions {
     fn default() -> Self {
         QueryOptions {
             reporting_tz: Tz::UTC,
-            max_range_days: 1100,
+            max_range_days: DEFAULT_MAX_RANGE_DAYS,
             max_points: 2000,
             default_group_limit: 10,
             max_group_limit: 1000,

@@ -340,7 +340,7 @@ async fn cors_allows_the_configured_origin() {
     let a = api().await;
     let app = a.router(ApiOptions {
         token: Some("t".into()),
-        cors_origin: Some("https://admin.example.com".into()),
+        cors_origin: Some("https://admin.example.com".parse().unwrap()),
     });
     let preflight = Request::options("/v1/metrics")
         .header("origin", "https://admin.example.com")
@@ -455,4 +455,25 @@ async fn a_range_past_the_clock_is_clipped() {
         body["previous_range"],
         serde_json::json!({"from": "2026-08-24T00:00:00+00:00", "to": "2026-08-25T00:00:00+00:00"})
     );
+}
+
+#[test]
+fn a_cors_origin_that_is_not_an_origin_is_refused_when_read() {
+    use tally::http::CorsOrigin;
+    assert_eq!("*".parse::<CorsOrigin>(), Ok(CorsOrigin::Any));
+    assert!(matches!(
+        "https://admin.example.com:8443".parse::<CorsOrigin>(),
+        Ok(CorsOrigin::Exact(_))
+    ));
+    for bad in [
+        "admin.example.com",
+        "https://admin.example.com/",
+        "https://admin example.com",
+        "https://admin.example.com/dashboard",
+        "https://",
+        "",
+    ] {
+        let err = bad.parse::<CorsOrigin>().unwrap_err();
+        assert!(err.contains("is not an origin"), "{bad:?}: {err}");
+    }
 }

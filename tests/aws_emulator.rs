@@ -267,7 +267,10 @@ async fn send_ingest_rollup_api_over_the_emulator_equal_local_mode() {
     )
     .await
     .unwrap();
-    assert_eq!(report["hours_recomputed"].as_array().unwrap().len(), 72);
+    let tally::jobs::JobReport::Rollup(report) = report else {
+        panic!("a rollup job reports a rollup: {report:?}")
+    };
+    assert_eq!(report.hours_recomputed.len(), 72);
     assert!(
         storage.touched_markers().await.unwrap().is_empty(),
         "markers cleared after the rollup"
@@ -277,7 +280,7 @@ async fn send_ingest_rollup_api_over_the_emulator_equal_local_mode() {
     assert_same_numbers(store.clone(), &reference).await;
 
     // The api function answers an API Gateway HTTP API (payload 2.0) request from DynamoDB.
-    let app = tally_api_fn::app(store.clone(), Tz::UTC, Default::default(), 1100);
+    let app = tally_api_fn::app(store.clone(), QueryOptions::default(), Default::default());
     let fixture = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/api-gateway-v2-request.json"

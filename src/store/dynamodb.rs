@@ -56,7 +56,7 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 fn sdk(e: impl std::error::Error) -> StoreError {
-    StoreError::Backend(format!("dynamodb: {}", crate::aws::error_chain(&e)))
+    StoreError::Backend(format!("dynamodb: {}", crate::sdk_error::error_chain(&e)))
 }
 
 fn series_pk(metric: &str, grain: Grain, dims: &Dims) -> String {

@@ -6,23 +6,7 @@ use tally::http::{router, ApiOptions};
 use tally::query::{QueryOptions, QueryService};
 use tally::store::PeriodStore;
 
-pub fn app(
-    store: Arc<dyn PeriodStore>,
-    reporting_tz: chrono_tz::Tz,
-    options: ApiOptions,
-    max_range_days: i64,
-) -> axum::Router {
-    let query = QueryOptions {
-        reporting_tz,
-        max_range_days,
-        ..QueryOptions::default()
-    };
-    router(
-        Arc::new(QueryService::new(
-            store,
-            tally::catalog::Catalog::builtin(),
-            query,
-        )),
-        options,
-    )
+pub fn app(store: Arc<dyn PeriodStore>, query: QueryOptions, api: ApiOptions) -> axum::Router {
+    let catalog = tally::catalog::Catalog::builtin();
+    router(Arc::new(QueryService::new(store, catalog, query)), api)
 }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tally::jobs::{self, Job};
+use tally::jobs::{self, Job, JobError, JobReport};
 use tally::rollup::Rollup;
 
 /// Time kept back from the invocation deadline for writing what is done and returning.
@@ -25,14 +25,10 @@ pub async fn handle(
     rollup: &Rollup,
     payload: serde_json::Value,
     deadline: Instant,
-) -> Result<serde_json::Value, String> {
-    let job: Job = serde_json::from_value(payload).map_err(|e| {
-        format!("bad payload: {e}; expected {{\"job\":\"rollup\"|\"compact\"|\"backfill\",...}}")
-    })?;
-    let report = jobs::run(rollup, &job, Some(deadline))
-        .await
-        .map_err(|e| e.to_string())?;
-    tracing::info!(?job, %report, "job done");
+) -> Result<JobReport, JobError> {
+    let job = Job::from_payload(payload)?;
+    let report = jobs::run(rollup, &job, Some(deadline)).await?;
+    tracing::info!(?job, ?report, "job done");
     if let Some(line) = touched_hours_waiting_metric(&report, SystemTime::now()) {
         // Stdout, not tracing: CloudWatch reads an embedded-metric line only when it is the whole
         // log line, and the `rollup-falling-behind` alarm watches this metric.
@@ -44,8 +40,8 @@ pub async fn handle(
 /// The CloudWatch embedded-metric-format line `tally/TouchedHoursWaiting` (dimension
 /// `Function=rollup`) for a rollup job's report: how many touched hours this run left for the
 /// next. `None` for the other jobs.
-pub fn touched_hours_waiting_metric(report: &serde_json::Value, at: SystemTime) -> Option<String> {
-    let waiting = report.get("hours_remaining")?.as_u64()?;
+pub fn touched_hours_waiting_metric(report: &JobReport, at: SystemTime) -> Option<String> {
+    let waiting = report.touched_hours_waiting()?;
     let timestamp_ms = at
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -67,11 +63,16 @@ pub fn touched_hours_waiting_metric(report: &serde_json::Value, at: SystemTime) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tally::rollup::RollupReport;
+    use tally::storage::CompactReport;
 
     #[test]
     fn rollup_reports_become_one_emf_line() {
         let at = UNIX_EPOCH + Duration::from_millis(1_790_000_000_123);
-        let report = serde_json::json!({"hours_recomputed": [], "hours_remaining": 7});
+        let report = JobReport::Rollup(RollupReport {
+            hours_remaining: 7,
+            ..RollupReport::default()
+        });
         let line = touched_hours_waiting_metric(&report, at).expect("a rollup report has a metric");
         let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert!(!line.contains('\n'), "EMF must be one log line");
@@ -87,11 +88,14 @@ mod tests {
     #[test]
     fn compaction_and_backfill_reports_publish_nothing() {
         let now = SystemTime::now();
-        assert_eq!(
-            touched_hours_waiting_metric(&serde_json::json!({"files_merged": 3}), now),
-            None
-        );
-        let backfill = serde_json::json!({"backfill": {"hours_remaining": 2}});
+        let compact = JobReport::Compact(CompactReport::default());
+        assert_eq!(touched_hours_waiting_metric(&compact, now), None);
+        let backfill = JobReport::Backfill {
+            backfill: RollupReport {
+                hours_remaining: 2,
+                ..RollupReport::default()
+            },
+        };
         assert_eq!(touched_hours_waiting_metric(&backfill, now), None);
     }
 }
