@@ -2,11 +2,9 @@
 //! messages, the rollup handler writing DynamoDB, the api handler answering an API Gateway v2
 //! request; with failing S3 writes and duplicate deliveries. Needs the emulator `make test` starts.
 
-#[path = "support/flaky_store.rs"]
-mod flaky_store;
-#[path = "support/moto.rs"]
-mod moto;
-mod oracle;
+use crate::flaky_store;
+use crate::moto;
+use crate::oracle;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

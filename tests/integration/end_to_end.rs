@@ -2,8 +2,6 @@
 //! offsets) are ingested into a real directory, rolled up into a real SQLite store, and every shipped
 //! metric is checked against a straightforward recomputation from the raw lines.
 
-mod oracle;
-
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
@@ -15,7 +13,7 @@ use tally::ingest;
 use tally::local::Local;
 use tally::query::{MetricResponse, QueryOptions, QueryParams, QueryService};
 
-use oracle::{Oracle, Window};
+use crate::oracle::{Oracle, Window};
 
 fn utc(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap()
