@@ -10,7 +10,7 @@ fn main() {
         .filter(|p| p.extension().is_some_and(|x| x == "sql"))
         .collect();
     files.sort();
-    let mut out = String::from("pub const BUILTIN_SQL: &[(&str, &str)] = &[\n");
+    let mut out = String::from("pub(crate) const BUILTIN_SQL: &[(&str, &str)] = &[\n");
     for f in files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         out.push_str(&format!(

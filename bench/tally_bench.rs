@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use chrono::{NaiveDate, Utc};
 use clap::{Parser, Subcommand};
-use tally::catalog::Catalog;
-use tally::config::parse_reporting_tz;
-use tally::local::Local;
-use tally::query::{QueryOptions, QueryParams};
+use tally::rollup::Catalog;
+use tally::runtime::parse_reporting_tz;
+use tally::runtime::Local;
+use tally::serve::{QueryOptions, QueryParams};
 
 #[derive(Parser)]
 struct Cli {

@@ -10,9 +10,9 @@ use std::io::Read;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::contract::{parse_ndjson, Event, Parsed};
-use crate::period::floor_hour;
-use crate::storage::{content_hash, Storage, StorageError};
+use crate::lake::{content_hash, Storage, StorageError};
+use crate::model::event::{parse_ndjson, Event, Parsed};
+use crate::model::period::floor_hour;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct IngestSummary {
@@ -154,7 +154,7 @@ pub async fn ingest_messages(
     let payloads: Vec<_> = messages.iter().map(|m| message_payload(&m.body)).collect();
     let parsed: Vec<Parsed> = payloads
         .iter()
-        .map(|p| crate::contract::parse_message(p, received_at))
+        .map(|p| crate::model::event::parse_message(p, received_at))
         .collect();
     let mut failed = vec![false; messages.len()];
     let mut by_hour: BTreeMap<DateTime<Utc>, (Vec<&Event<'_>>, Vec<usize>)> = BTreeMap::new();

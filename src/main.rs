@@ -10,15 +10,14 @@ use chrono::{DateTime, Duration, Utc};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use tally::catalog::Catalog;
-use tally::config::parse_reporting_tz;
-use tally::demo::{self, DemoSpec};
-use tally::http::{self, ApiOptions, CorsOrigin};
 use tally::ingest::{self, IngestSummary};
-use tally::jobs::{self, Job};
-use tally::local::Local;
-use tally::query::{QueryOptions, QueryParams, DEFAULT_MAX_RANGE_DAYS};
-use tally::sql_engine;
+use tally::rollup::Catalog;
+use tally::rollup::{run_job, Job};
+use tally::runtime::parse_reporting_tz;
+use tally::runtime::Local;
+use tally::serve::{self, ApiOptions, CorsOrigin};
+use tally::serve::{QueryOptions, QueryParams, DEFAULT_MAX_RANGE_DAYS};
+use tally::tools::demo::{self, DemoSpec};
 
 #[derive(Parser)]
 #[command(
@@ -197,7 +196,7 @@ async fn main() -> Result<()> {
     } = &cli.command
     {
         let end = match end {
-            None => tally::period::floor_hour(Utc::now()),
+            None => tally::model::floor_hour(Utc::now()),
             Some(text) => DateTime::parse_from_rfc3339(text)
                 .with_context(|| format!("--end must be an RFC 3339 time, got {text:?}"))?
                 .with_timezone(&Utc),
@@ -215,10 +214,10 @@ async fn main() -> Result<()> {
         Command::Ingest { files } => print_json(&ingest_files(&local, &files).await?),
         // The same jobs as the rollup function's schedule, without a deadline.
         Command::Rollup { full } => {
-            print_json(&jobs::run(&local.rollup(), &Job::Rollup { full }, None).await?)
+            print_json(&run_job(&local.rollup(), &Job::Rollup { full }, None).await?)
         }
         Command::Compact { grace_hours } => {
-            print_json(&jobs::run(&local.rollup(), &Job::Compact { grace_hours }, None).await?)
+            print_json(&run_job(&local.rollup(), &Job::Compact { grace_hours }, None).await?)
         }
         Command::Query {
             metric,
@@ -293,14 +292,14 @@ async fn send(queue_url: &str, files: &[PathBuf]) -> Result<()> {
         input.extend(std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?);
         input.push(b'\n');
     }
-    let client = aws_sdk_sqs::Client::new(&tally::aws::sdk_config().await);
-    print_json(&tally::send::send_ndjson(&client, queue_url, &input).await?)
+    let client = aws_sdk_sqs::Client::new(&tally::runtime::aws::sdk_config().await);
+    print_json(&tally::tools::send::send_ndjson(&client, queue_url, &input).await?)
 }
 
 async fn sql_check(catalog: &Catalog) -> Result<()> {
     let mut failed = 0;
     for m in catalog.metrics() {
-        match sql_engine::check(m).await {
+        match tally::rollup::check_metric(m).await {
             Ok(kind) => println!(
                 "ok    {:<16} {:?} by [{}]  ({})",
                 m.name,
@@ -326,7 +325,7 @@ async fn serve(local: &Local, args: ServeArgs) -> Result<()> {
         ..QueryOptions::default()
     };
     let service = Arc::new(local.query_service(options));
-    let app = http::router(
+    let app = serve::router(
         service,
         ApiOptions {
             token: args.token,
@@ -411,7 +410,7 @@ async fn run_demo(local: &Local, days: u32, events_per_day: u32, seed: u64) -> R
         report.months_rebuilt,
         report.rows_written
     );
-    let today = tally::period::day_start(local.reporting_tz, Utc::now());
+    let today = tally::model::day_start(local.reporting_tz, Utc::now());
     let from: DateTime<Utc> = today - Duration::days(7);
     let params = QueryParams {
         metric: "revenue".into(),

@@ -78,7 +78,7 @@ def readme_functions():
 
 
 def router_routes():
-    with open(os.path.join(ROOT, "src", "http.rs")) as f:
+    with open(os.path.join(ROOT, "src", "serve", "http.rs")) as f:
         text = f.read()
     v1_block = text[text.index("let v1 = Router::new()") :]
     v1_block = v1_block[: v1_block.index(";")]
@@ -89,7 +89,7 @@ def router_routes():
 
 
 def jobs():
-    with open(os.path.join(ROOT, "src", "jobs.rs")) as f:
+    with open(os.path.join(ROOT, "src", "rollup", "jobs.rs")) as f:
         text = f.read()
     body = text[text.index("pub enum Job {") :]
     body = body[: body.index("\n}")]

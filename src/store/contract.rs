@@ -6,9 +6,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use rust_decimal::Decimal;
 
 use super::{PeriodRow, PeriodStore};
-use crate::dims::Dims;
-use crate::measure::{hash_value, Measure};
-use crate::period::{Grain, Period, ALL_TIME_START};
+use crate::model::dims::Dims;
+use crate::model::measure::{hash_value, Measure};
+use crate::model::period::{Grain, Period, ALL_TIME_START};
 
 fn t(day: u32, hour: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 8, day, hour, 0, 0).unwrap()

@@ -24,20 +24,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, KeysAndAttributes, Projection, ProjectionType, PutRequest, ScalarAttributeType,
-    WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use super::{Fetched, PeriodRow, PeriodStore, StoreError};
-use crate::dims::{dim_set_key, dims_key, parse_dims_key, Dims};
-use crate::measure::Measure;
-use crate::period::{Grain, Period};
+use crate::model::dims::{dim_set_key, dims_key, parse_dims_key, Dims};
+use crate::model::measure::Measure;
+use crate::model::period::{Grain, Period};
 
-pub const SET_INDEX: &str = "by_set";
+pub(super) const SET_INDEX: &str = "by_set";
 /// BatchWriteItem takes at most 25 requests.
 const BATCH: usize = 25;
 /// BatchGetItem takes at most 100 keys.
@@ -56,7 +52,10 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 fn sdk(e: impl std::error::Error) -> StoreError {
-    StoreError::Backend(format!("dynamodb: {}", crate::sdk_error::error_chain(&e)))
+    StoreError::Backend(format!(
+        "dynamodb: {}",
+        crate::runtime::sdk_error::error_chain(&e)
+    ))
 }
 
 fn series_pk(metric: &str, grain: Grain, dims: &Dims) -> String {
@@ -155,7 +154,10 @@ fn row_of(item: &HashMap<String, AttributeValue>) -> Result<PeriodRow, StoreErro
 
 /// Sends `requests` in batches of 25 through `send`, which returns the unprocessed requests of a
 /// batch, and retries those with exponential backoff.
-pub async fn write_all<F, Fut>(requests: Vec<WriteRequest>, mut send: F) -> Result<(), StoreError>
+pub(super) async fn write_all<F, Fut>(
+    requests: Vec<WriteRequest>,
+    mut send: F,
+) -> Result<(), StoreError>
 where
     F: FnMut(Vec<WriteRequest>) -> Fut,
     Fut: Future<Output = Result<Vec<WriteRequest>, StoreError>>,
@@ -222,8 +224,13 @@ impl DynamoStore {
         }
     }
 
-    /// Creates the table with its index (tests and first-time local set-up; Terraform does this on AWS).
+    /// Creates the table with its index (tests; Terraform creates it on AWS).
+    #[cfg(any(test, feature = "testkit"))]
     pub async fn create_table(&self) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+            Projection, ProjectionType, ScalarAttributeType,
+        };
         let key = |name: &str, kind: KeyType| {
             KeySchemaElement::builder()
                 .attribute_name(name)

@@ -7,19 +7,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{PeriodRow, PeriodStore, StoreError};
-use crate::dims::{dim_set_key, dims_key, Dims};
-use crate::period::Grain;
+use crate::model::dims::{dim_set_key, dims_key, Dims};
+use crate::model::period::Grain;
 
 type Key = (String, Grain, String, DateTime<Utc>);
 
 #[derive(Default)]
-pub struct MemoryStore {
+pub(crate) struct MemoryStore {
     rows: Mutex<BTreeMap<Key, PeriodRow>>,
     meta: Mutex<BTreeMap<String, String>>,
 }
 
 impl MemoryStore {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 }

@@ -1,22 +1,28 @@
 //! The period store port: hourly, daily and monthly rows per metric and dimension group.
 //!
-//! Adapters: [`memory::MemoryStore`] (tests), [`sqlite::SqliteStore`] (one machine), DynamoDB (on
+//! Adapters: an in-memory one (unit tests), [`SqliteStore`] (one machine), [`DynamoStore`] (on
 //! AWS). Every adapter passes [`contract::run`]. Writes are idempotent overwrites keyed by
 //! (metric, grain, dimension values, period start).
 
+/// The contract suite every adapter passes (tests, and the `testkit` feature for other crates' tests).
+#[cfg(any(test, feature = "testkit"))]
 pub mod contract;
-pub mod dynamodb;
-pub mod memory;
-pub mod sqlite;
+mod dynamodb;
+#[cfg(test)]
+mod memory;
+mod sqlite;
+
+pub use dynamodb::DynamoStore;
+pub use sqlite::SqliteStore;
 
 use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::dims::Dims;
-use crate::measure::Measure;
-use crate::period::{self, Grain, Period};
+use crate::model::dims::Dims;
+use crate::model::measure::Measure;
+use crate::model::period::{self, Grain, Period};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeriodRow {
@@ -59,7 +65,7 @@ pub trait PeriodStore: Send + Sync {
         to: DateTime<Utc>,
     ) -> Result<Vec<PeriodRow>, StoreError>;
 
-    /// Rows of every group grouped by exactly the dimensions `dim_set` (a [`crate::dims::dim_set_key`])
+    /// Rows of every group grouped by exactly the dimensions `dim_set` (a [`crate::model::dims::dim_set_key`])
     /// with `from <= start < to`.
     async fn groups(
         &self,

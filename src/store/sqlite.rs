@@ -8,9 +8,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{PeriodRow, PeriodStore, StoreError};
-use crate::dims::{dim_set_key, dims_key, parse_dims_key, Dims};
-use crate::measure::Measure;
-use crate::period::Grain;
+use crate::model::dims::{dim_set_key, dims_key, parse_dims_key, Dims};
+use crate::model::measure::Measure;
+use crate::model::period::Grain;
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;

@@ -11,12 +11,12 @@ use chrono_tz::Tz;
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use serde_json::Value;
-use tally::catalog::Catalog;
-use tally::demo::{self, DemoSpec};
-use tally::http::{router_with_clock, ApiOptions};
 use tally::ingest;
-use tally::local::Local;
-use tally::query::{QueryOptions, QueryParams};
+use tally::rollup::Catalog;
+use tally::runtime::Local;
+use tally::serve::{router_with_clock, ApiOptions};
+use tally::serve::{QueryOptions, QueryParams};
+use tally::tools::demo::{self, DemoSpec};
 use tower::ServiceExt;
 
 fn now() -> DateTime<Utc> {
@@ -459,7 +459,7 @@ async fn a_range_past_the_clock_is_clipped() {
 
 #[test]
 fn a_cors_origin_that_is_not_an_origin_is_refused_when_read() {
-    use tally::http::CorsOrigin;
+    use tally::serve::CorsOrigin;
     assert_eq!("*".parse::<CorsOrigin>(), Ok(CorsOrigin::Any));
     assert!(matches!(
         "https://admin.example.com:8443".parse::<CorsOrigin>(),

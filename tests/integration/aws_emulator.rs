@@ -15,15 +15,15 @@ use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use tally::catalog::Catalog;
-use tally::demo::{self, DemoSpec};
-use tally::local::Local;
-use tally::period::Grain;
-use tally::query::{QueryOptions, QueryParams, QueryService};
+use tally::lake::Storage;
+use tally::model::Grain;
+use tally::rollup::Catalog;
 use tally::rollup::Rollup;
-use tally::storage::Storage;
-use tally::store::dynamodb::DynamoStore;
+use tally::runtime::Local;
+use tally::serve::{QueryOptions, QueryParams, QueryService};
+use tally::store::DynamoStore;
 use tally::store::{PeriodStore, META_AS_OF};
+use tally::tools::demo::{self, DemoSpec};
 use tower::ServiceExt;
 
 fn end() -> DateTime<Utc> {
@@ -135,7 +135,7 @@ struct Queued {
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     ndjson: Vec<u8>,
-    sent: tally::send::SendSummary,
+    sent: tally::tools::send::SendSummary,
     batches: Vec<SqsEvent>,
 }
 
@@ -145,7 +145,7 @@ async fn queued_traffic() -> Queued {
     let sqs = aws_sdk_sqs::Client::new(&moto::sdk().await);
     let queue_url = create_queue(&sqs).await;
     let ndjson = traffic();
-    let sent = tally::send::send_ndjson(&sqs, &queue_url, &ndjson)
+    let sent = tally::tools::send::send_ndjson(&sqs, &queue_url, &ndjson)
         .await
         .unwrap();
     let batches = receive_all(&sqs, &queue_url).await;
@@ -265,7 +265,7 @@ async fn send_ingest_rollup_api_over_the_emulator_equal_local_mode() {
     )
     .await
     .unwrap();
-    let tally::jobs::JobReport::Rollup(report) = report else {
+    let tally::rollup::JobReport::Rollup(report) = report else {
         panic!("a rollup job reports a rollup: {report:?}")
     };
     assert_eq!(report.hours_recomputed.len(), 72);
@@ -532,11 +532,11 @@ async fn the_lagging_endpoint_serves_index_reads_from_before_the_latest_writes()
         grain: Grain::Day,
         start,
         dims: Default::default(),
-        measure: tally::measure::Measure::Additive(7.into()),
+        measure: tally::model::Measure::Additive(7.into()),
     };
     store.put(vec![row.clone()]).await.unwrap();
     let (from, to) = (start, start + chrono::Duration::days(1));
-    let dims = tally::dims::Dims::default();
+    let dims = tally::model::Dims::default();
     assert_eq!(
         store
             .series("sign_ins", Grain::Day, &dims, from, to)

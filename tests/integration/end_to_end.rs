@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
-use tally::catalog::Catalog;
-use tally::demo::{self, DemoSpec};
 use tally::ingest;
-use tally::local::Local;
-use tally::query::{MetricResponse, QueryOptions, QueryParams, QueryService};
+use tally::rollup::Catalog;
+use tally::runtime::Local;
+use tally::serve::{MetricResponse, QueryOptions, QueryParams, QueryService};
+use tally::tools::demo::{self, DemoSpec};
 
 use crate::oracle::{Oracle, Window};
 

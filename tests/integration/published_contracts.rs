@@ -17,7 +17,7 @@ fn event_schema_lists_the_contract_fields() {
     );
     let props = schema["properties"].as_object().unwrap();
     let mut want: Vec<&str> = vec!["event_id", "event_type", "occurred_at", "price", "quantity"];
-    want.extend(tally::contract::STRING_FIELDS);
+    want.extend(tally::model::STRING_FIELDS);
     want.sort();
     let mut got: Vec<&str> = props.keys().map(String::as_str).collect();
     got.sort();
@@ -44,15 +44,15 @@ fn openapi_describes_the_router_routes_and_response_fields() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    let sample = tally::query::MetricResponse {
+    let sample = tally::serve::MetricResponse {
         metric: "m".into(),
         unit: "u".into(),
         tz: "UTC".into(),
-        range: tally::query::TimeRange {
+        range: tally::serve::TimeRange {
             from: "a".into(),
             to: "b".into(),
         },
-        previous_range: tally::query::TimeRange {
+        previous_range: tally::serve::TimeRange {
             from: "a".into(),
             to: "b".into(),
         },
@@ -61,7 +61,7 @@ fn openapi_describes_the_router_routes_and_response_fields() {
         current_total: 1.into(),
         previous_total: 1.into(),
         change_rate: None,
-        interval: tally::query::Interval::Day,
+        interval: tally::serve::Interval::Day,
         series: vec![],
         approximate: false,
         as_of: None,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use object_store::aws::AmazonS3Builder;
 use object_store::ObjectStore;
-use tally::storage::Storage;
-use tally::store::dynamodb::DynamoStore;
+use tally::lake::Storage;
+use tally::store::DynamoStore;
 
 pub fn endpoint() -> String {
     std::env::var("TALLY_TEST_AWS_ENDPOINT").expect(

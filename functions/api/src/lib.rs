@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use tally::http::{router, ApiOptions};
-use tally::query::{QueryOptions, QueryService};
+use tally::serve::{router, ApiOptions};
+use tally::serve::{QueryOptions, QueryService};
 use tally::store::PeriodStore;
 
 pub fn app(store: Arc<dyn PeriodStore>, query: QueryOptions, api: ApiOptions) -> axum::Router {
-    let catalog = tally::catalog::Catalog::builtin();
+    let catalog = tally::rollup::Catalog::builtin();
     router(Arc::new(QueryService::new(store, catalog, query)), api)
 }

@@ -7,7 +7,7 @@ use lambda_http::{run, tracing, Error};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let env = tally::aws::ApiEnv::from_env()?;
-    let store = Arc::new(env.store(&tally::aws::sdk_config().await));
+    let env = tally::runtime::aws::ApiEnv::from_env()?;
+    let store = Arc::new(env.store(&tally::runtime::aws::sdk_config().await));
     run(tally_api_fn::app(store, env.query, env.api)).await
 }

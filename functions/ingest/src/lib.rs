@@ -3,7 +3,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use tally::ingest::{ingest_messages, Message};
-use tally::storage::Storage;
+use tally::lake::Storage;
 
 /// Writes the batch's events and quarantines what is malformed; returns in `batchItemFailures`
 /// exactly the records whose data could not be written, so SQS redelivers only those.

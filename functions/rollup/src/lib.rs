@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tally::jobs::{self, Job, JobError, JobReport};
 use tally::rollup::Rollup;
+use tally::rollup::{run_job, Job, JobError, JobReport};
 
 /// Time kept back from the invocation deadline for writing what is done and returning.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(30);
@@ -27,7 +27,7 @@ pub async fn handle(
     deadline: Instant,
 ) -> Result<JobReport, JobError> {
     let job = Job::from_payload(payload)?;
-    let report = jobs::run(rollup, &job, Some(deadline)).await?;
+    let report = run_job(rollup, &job, Some(deadline)).await?;
     tracing::info!(?job, ?report, "job done");
     if let Some(line) = touched_hours_waiting_metric(&report, SystemTime::now()) {
         // Stdout, not tracing: CloudWatch reads an embedded-metric line only when it is the whole
@@ -63,8 +63,8 @@ pub fn touched_hours_waiting_metric(report: &JobReport, at: SystemTime) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tally::lake::CompactReport;
     use tally::rollup::RollupReport;
-    use tally::storage::CompactReport;
 
     #[test]
     fn rollup_reports_become_one_emf_line() {

@@ -5,7 +5,8 @@ use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let rollup = tally::aws::RollupEnv::from_env()?.rollup(&tally::aws::sdk_config().await)?;
+    let rollup = tally::runtime::aws::RollupEnv::from_env()?
+        .rollup(&tally::runtime::aws::sdk_config().await)?;
     let rollup = &rollup;
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {

@@ -36,7 +36,7 @@ async fn bootstrap_rolls_up_touched_hours() {
     let rows = store
         .series(
             "sign_ins",
-            tally::period::Grain::Day,
+            tally::model::Grain::Day,
             &Default::default(),
             day,
             day + chrono::Duration::days(1),

@@ -10,10 +10,10 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, MetricDef};
-use crate::dims::{dim_set_key, Dims};
-use crate::measure::{Measure, Merger, RangeValue};
-use crate::period::{self, Grain, Period};
+use crate::model::dims::{dim_set_key, Dims};
+use crate::model::measure::{Measure, Merger, RangeValue};
+use crate::model::period::{self, Grain, Period};
+use crate::rollup::catalog::{Catalog, MetricDef};
 use crate::store::{PeriodStore, StoreError, META_AS_OF};
 
 /// Limits and defaults of the query service.
@@ -139,18 +139,18 @@ impl Interval {
 }
 
 /// Decimal numbers are written as JSON numbers with their exact decimal text.
-pub mod exact_number {
+pub(crate) mod exact_number {
     use rust_decimal::Decimal;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use serde_json::value::RawValue;
 
-    pub fn serialize<S: Serializer>(v: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &Decimal, s: S) -> Result<S::Ok, S::Error> {
         let raw =
             RawValue::from_string(v.normalize().to_string()).map_err(serde::ser::Error::custom)?;
         raw.serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
         let raw = Box::<RawValue>::deserialize(d)?;
         raw.get()
             .parse::<Decimal>()
@@ -212,7 +212,7 @@ pub struct MetricResponse {
 }
 
 /// `(current - previous) / previous × 100`, null when previous is 0.
-pub fn change_rate(current: Decimal, previous: Decimal) -> Option<f64> {
+pub(crate) fn change_rate(current: Decimal, previous: Decimal) -> Option<f64> {
     if previous.is_zero() {
         return None;
     }

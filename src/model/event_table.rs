@@ -8,9 +8,9 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::contract::{Event, PRICE_SCALE, STRING_FIELDS};
+use crate::model::event::{Event, PRICE_SCALE, STRING_FIELDS};
 
-pub const PRICE_PRECISION: u8 = 18;
+pub(crate) const PRICE_PRECISION: u8 = 18;
 
 fn utc_micros() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -39,12 +39,12 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 /// Schema of the stored events (the columns the data team's SQL sees as `events`).
-pub fn schema() -> SchemaRef {
+pub(crate) fn schema() -> SchemaRef {
     SCHEMA.clone()
 }
 
 /// Converts events to one record batch in the order given.
-pub fn to_record_batch(events: &[&Event<'_>]) -> RecordBatch {
+pub(crate) fn to_record_batch(events: &[&Event<'_>]) -> RecordBatch {
     let n = events.len();
     // Exact byte sizes first: growing a builder copies everything appended so far.
     let bytes = |f: &dyn Fn(&Event) -> usize| events.iter().map(|e| f(e)).sum::<usize>();

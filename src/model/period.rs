@@ -21,7 +21,7 @@ pub enum Grain {
 }
 
 /// The start of the one [`Grain::All`] period.
-pub const ALL_TIME_START: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
+pub(crate) const ALL_TIME_START: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
 
 impl Grain {
     pub fn as_str(self) -> &'static str {
@@ -67,12 +67,12 @@ pub fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
         .expect("truncation stays valid in UTC")
 }
 
-pub fn is_hour_aligned(t: DateTime<Utc>) -> bool {
+pub(crate) fn is_hour_aligned(t: DateTime<Utc>) -> bool {
     floor_hour(t) == t
 }
 
 /// The first instant of `date` in `tz`. Where midnight falls in a DST gap, the first instant after it.
-pub fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
     let mut local = date.and_hms_opt(0, 0, 0).expect("midnight exists");
     for _ in 0..48 {
         match tz.from_local_datetime(&local) {
@@ -84,7 +84,7 @@ pub fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight exists"))
 }
 
-pub fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
+pub(crate) fn local_date(tz: Tz, t: DateTime<Utc>) -> NaiveDate {
     t.with_timezone(&tz).date_naive()
 }
 
@@ -92,11 +92,11 @@ pub fn day_start(tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
     local_midnight(tz, local_date(tz, t))
 }
 
-pub fn next_day(tz: Tz, day_start: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn next_day(tz: Tz, day_start: DateTime<Utc>) -> DateTime<Utc> {
     local_midnight(tz, local_date(tz, day_start) + Duration::days(1))
 }
 
-pub fn month_start(tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn month_start(tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
     let d = local_date(tz, t);
     local_midnight(
         tz,
@@ -104,7 +104,7 @@ pub fn month_start(tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
     )
 }
 
-pub fn next_month(tz: Tz, month_start: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn next_month(tz: Tz, month_start: DateTime<Utc>) -> DateTime<Utc> {
     let d = local_date(tz, month_start);
     let (y, m) = if d.month() == 12 {
         (d.year() + 1, 1)
@@ -118,7 +118,7 @@ pub fn next_month(tz: Tz, month_start: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// Monday 00:00 of the ISO week holding `t`, in `tz`.
-pub fn week_start(tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn week_start(tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
     let d = local_date(tz, t);
     local_midnight(
         tz,
@@ -126,20 +126,11 @@ pub fn week_start(tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
     )
 }
 
-pub fn next_week(tz: Tz, week_start: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn next_week(tz: Tz, week_start: DateTime<Utc>) -> DateTime<Utc> {
     local_midnight(tz, local_date(tz, week_start) + Duration::days(7))
 }
 
-pub fn period_start(grain: Grain, tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
-    match grain {
-        Grain::Hour => floor_hour(t),
-        Grain::Day => day_start(tz, t),
-        Grain::Month => month_start(tz, t),
-        Grain::All => ALL_TIME_START,
-    }
-}
-
-pub fn period_end(grain: Grain, tz: Tz, start: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn period_end(grain: Grain, tz: Tz, start: DateTime<Utc>) -> DateTime<Utc> {
     match grain {
         Grain::Hour => start + Duration::hours(1),
         Grain::Day => next_day(tz, start),
@@ -149,14 +140,14 @@ pub fn period_end(grain: Grain, tz: Tz, start: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// Whether `tz` is a whole number of hours from UTC at instant `t`.
-pub fn whole_hour_offset(tz: Tz, t: DateTime<Utc>) -> bool {
+pub(crate) fn whole_hour_offset(tz: Tz, t: DateTime<Utc>) -> bool {
     use chrono::Offset;
     t.with_timezone(&tz).offset().fix().local_minus_utc() % 3600 == 0
 }
 
 /// Whether `tz` keeps whole-hour offsets over the years a deployment will see. Days of a reporting
 /// zone are composed of UTC hours, which needs this.
-pub fn zone_has_whole_hour_offsets(tz: Tz) -> bool {
+pub(crate) fn zone_has_whole_hour_offsets(tz: Tz) -> bool {
     (2000..2100).all(|year| {
         (1..=12).all(|month| {
             let t = Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0).unwrap();
@@ -169,7 +160,7 @@ pub fn zone_has_whole_hour_offsets(tz: Tz) -> bool {
 /// of the reporting zone `tz` where they fit, UTC hours elsewhere.
 /// For each grain among `periods`, the half-open range `[first start, last start + 1 s)` that
 /// holds all their starts: what one range read per grain must cover.
-pub fn spans(
+pub(crate) fn spans(
     periods: &[Period],
 ) -> std::collections::BTreeMap<Grain, (DateTime<Utc>, DateTime<Utc>)> {
     let mut out = std::collections::BTreeMap::new();
@@ -184,7 +175,7 @@ pub fn spans(
     out
 }
 
-pub fn decompose(from: DateTime<Utc>, to: DateTime<Utc>, tz: Tz) -> Vec<Period> {
+pub(crate) fn decompose(from: DateTime<Utc>, to: DateTime<Utc>, tz: Tz) -> Vec<Period> {
     debug_assert!(is_hour_aligned(from) && is_hour_aligned(to));
     let mut out = Vec::new();
     let mut t = from;

@@ -20,20 +20,20 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use rust_decimal::Decimal;
 
-use crate::measure::Measure;
-use crate::period::Grain;
-use crate::storage::{Storage, StorageError};
+use super::objects::{Storage, StorageError};
+use super::paths::StateFile;
+use crate::model::{Grain, Measure};
 
-/// Dimension-values key (see [`crate::dims::dims_key`]) to sorted, unique hashes of the values.
-pub type GroupSets = BTreeMap<String, Vec<u64>>;
+/// Dimension-values key (see [`crate::model::dims::dims_key`]) to sorted, unique hashes of the values.
+pub(crate) type GroupSets = BTreeMap<String, Vec<u64>>;
 /// Dimension-values key to the exact sum (or count) of the period.
-pub type GroupSums = BTreeMap<String, Decimal>;
+pub(crate) type GroupSums = BTreeMap<String, Decimal>;
 
 /// Object reads in flight at once when merging the states of many periods.
 const CONCURRENT_LOADS: usize = 16;
 
 /// A period's per-group partial values, mergeable into a coarser period's.
-pub trait PeriodState: Default + Send + Sized + 'static {
+pub(crate) trait PeriodState: Default + Send + Sized + 'static {
     /// Folder under `_state/`.
     const KIND: &'static str;
     fn encode(&self) -> Vec<u8>;
@@ -177,14 +177,16 @@ impl<'a> Reader<'a> {
 }
 
 fn path<S: PeriodState>(metric: &str, grain: Grain, start: DateTime<Utc>) -> Path {
-    Path::from(format!(
-        "_state/{}/{metric}/{grain}/{}.bin",
-        S::KIND,
-        start.timestamp()
-    ))
+    StateFile {
+        kind: S::KIND.to_string(),
+        metric: metric.to_string(),
+        grain,
+        start,
+    }
+    .path()
 }
 
-pub async fn save<S: PeriodState>(
+pub(crate) async fn save<S: PeriodState>(
     storage: &Storage,
     metric: &str,
     grain: Grain,
@@ -197,7 +199,7 @@ pub async fn save<S: PeriodState>(
 }
 
 /// The state of a period, or `None` when none was ever saved for it.
-pub async fn load_saved<S: PeriodState>(
+pub(crate) async fn load_saved<S: PeriodState>(
     storage: &Storage,
     metric: &str,
     grain: Grain,
@@ -214,7 +216,7 @@ pub async fn load_saved<S: PeriodState>(
 
 /// The merged states of the `finer` periods starting at `starts` (a period without a saved state,
 /// one without events, adds nothing).
-pub async fn merged<S: PeriodState>(
+pub(crate) async fn merged<S: PeriodState>(
     storage: &Storage,
     metric: &str,
     finer: Grain,
@@ -234,7 +236,7 @@ pub async fn merged<S: PeriodState>(
 /// `grown_by` is `None` or nothing was saved, and the caller merges every finer period instead.
 /// Only for states whose values only ever arrive (distinct sets): the periods not rebuilt then add
 /// nothing new. A sum changes by replacement and is always merged again.
-pub async fn load_grown<S: PeriodState>(
+pub(crate) async fn load_grown<S: PeriodState>(
     storage: &Storage,
     metric: &str,
     (grain, start): (Grain, DateTime<Utc>),
@@ -252,22 +254,16 @@ pub async fn load_grown<S: PeriodState>(
 }
 
 /// The starts of every period of `grain` with a saved state, ascending.
-pub async fn starts<S: PeriodState>(
+pub(crate) async fn starts<S: PeriodState>(
     storage: &Storage,
     metric: &str,
     grain: Grain,
 ) -> Result<Vec<DateTime<Utc>>, StorageError> {
     let mut out = Vec::new();
-    for p in storage
-        .list(&format!("_state/{}/{metric}/{grain}", S::KIND))
-        .await?
-    {
-        let stem = p.filename().and_then(|f| f.strip_suffix(".bin"));
-        match stem
-            .and_then(|s| s.parse::<i64>().ok())
-            .and_then(|t| DateTime::from_timestamp(t, 0))
-        {
-            Some(t) => out.push(t),
+    let folder = StateFile::folder(S::KIND, metric, grain);
+    for p in storage.list(folder.as_ref()).await? {
+        match StateFile::parse(&p) {
+            Some(state) => out.push(state.start),
             None => tracing::warn!(path = %p, "not a period-state file; skipped"),
         }
     }

@@ -2,7 +2,7 @@
 
 use chrono_tz::Tz;
 
-use crate::period::zone_has_whole_hour_offsets;
+use crate::model::period::zone_has_whole_hour_offsets;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{name}: {message}")]
@@ -30,7 +30,7 @@ pub fn parse_reporting_tz(name: &str, value: &str) -> Result<Tz, ConfigError> {
 }
 
 /// Reads a required environment variable.
-pub fn required_env(name: &str) -> Result<String, ConfigError> {
+pub(crate) fn required_env(name: &str) -> Result<String, ConfigError> {
     match std::env::var(name) {
         Ok(v) if !v.trim().is_empty() => Ok(v),
         Ok(_) => Err(ConfigError {
@@ -45,7 +45,7 @@ pub fn required_env(name: &str) -> Result<String, ConfigError> {
 }
 
 /// Reads an optional environment variable; empty counts as unset.
-pub fn optional_env(name: &str) -> Option<String> {
+pub(crate) fn optional_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 

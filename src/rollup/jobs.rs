@@ -7,8 +7,8 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::lake::CompactReport;
 use crate::rollup::{Rollup, RollupError, RollupReport};
-use crate::storage::CompactReport;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "job", rename_all = "snake_case")]

@@ -1,7 +1,7 @@
 //! The rollup: recomputes the hours ingest touched, then rebuilds their days and months.
 //!
 //! Hour rows come from the events (each `event_id` once) through the metric SQL. Day rows merge
-//! hour states and month rows merge day states (see [`crate::period_state`]): sums add; distinct
+//! hour states and month rows merge day states (see [`crate::lake::period_state`]): sums add; distinct
 //! counts union exact sets, so every stored period is exact, and a distinct row carries a sketch
 //! for ranges that span several periods. One all-time row per group ([`Grain::All`]) makes the
 //! dashboard's total a single read.
@@ -21,13 +21,13 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::catalog::{Catalog, MetricDef};
-use crate::dims::{dim_set_key, dims_key, parse_dims_key};
-use crate::measure::Measure;
-use crate::period::{self, Grain};
-use crate::period_state::{self, GroupSets, GroupSums, PeriodState};
-use crate::sql_engine::{self, Computed, Engine, EngineError, MeasureKind};
-use crate::storage::{Storage, StorageError, TouchedMarker};
+use crate::lake::period_state::{self, GroupSets, GroupSums, PeriodState};
+use crate::lake::{Storage, StorageError, TouchedMarker};
+use crate::model::dims::{dim_set_key, dims_key, parse_dims_key};
+use crate::model::measure::Measure;
+use crate::model::period::{self, Grain};
+use crate::rollup::catalog::{Catalog, MetricDef};
+use crate::rollup::engine::{self, Computed, Engine, EngineError, MeasureKind};
 use crate::store::{
     PeriodRow, PeriodStore, StoreError, META_AS_OF, META_PERIOD_STATE, META_REPORTING_TZ,
 };
@@ -185,7 +185,7 @@ impl Rollup {
         let metrics = self.metrics(only)?;
         let mut kinds = Vec::with_capacity(metrics.len());
         for m in &metrics {
-            kinds.push(sql_engine::check(m).await?);
+            kinds.push(engine::check(m).await?);
         }
         let tz = self.reporting_tz;
         let mut by_day: BTreeMap<DateTime<Utc>, Vec<DateTime<Utc>>> = BTreeMap::new();
@@ -441,6 +441,5 @@ pub fn dimension_sets(def: &MetricDef) -> Vec<String> {
 fn with_period(batch: RecordBatch, start: i64) -> Result<RecordBatch, RollupError> {
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     columns.push(Arc::new(Int64Array::from(vec![start; batch.num_rows()])));
-    RecordBatch::try_new(sql_engine::table_schema(), columns)
-        .map_err(|e| RollupError::Engine(e.into()))
+    RecordBatch::try_new(engine::table_schema(), columns).map_err(|e| RollupError::Engine(e.into()))
 }

@@ -7,7 +7,7 @@ use datasketches::hll::{HllSketch, HllType, HllUnion};
 use rust_decimal::Decimal;
 
 /// HLL precision: 2^14 registers, relative standard error 1.04 / 128 ≈ 0.8%; at most 8 KiB serialized.
-pub const SKETCH_LG_K: u8 = 14;
+pub(crate) const SKETCH_LG_K: u8 = 14;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Measure {
@@ -33,14 +33,14 @@ impl Measure {
 
 /// A value read for a range: exact unless it came from merging sketches of several periods.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RangeValue {
+pub(crate) struct RangeValue {
     pub value: Decimal,
     pub approximate: bool,
 }
 
 /// Merges the measures of the periods that make up a range.
 #[derive(Default)]
-pub struct Merger {
+pub(crate) struct Merger {
     sum: Decimal,
     union: Option<HllUnion>,
     distinct_parts: usize,
@@ -49,7 +49,7 @@ pub struct Merger {
 }
 
 impl Merger {
-    pub fn add(&mut self, m: &Measure) {
+    pub(crate) fn add(&mut self, m: &Measure) {
         match m {
             Measure::Additive(v) => self.sum += *v,
             Measure::Distinct { exact, sketch } => {
@@ -69,7 +69,7 @@ impl Merger {
         }
     }
 
-    pub fn finish(&self) -> Result<RangeValue, String> {
+    pub(crate) fn finish(&self) -> Result<RangeValue, String> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
@@ -92,7 +92,7 @@ impl Merger {
 }
 
 /// Stable 64-bit hash of a distinct value (stable across builds: it is persisted).
-pub fn hash_value(v: &str) -> u64 {
+pub(crate) fn hash_value(v: &str) -> u64 {
     let h = blake3::hash(v.as_bytes());
     u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"))
 }

@@ -1,7 +1,7 @@
 //! One-machine wiring: a local directory for the event lake and SQLite beside it for period rows.
 //!
 //! ```text
-//! <data>/events/...        partitioned Parquet (see crate::storage)
+//! <data>/events/...        partitioned Parquet (see crate::lake)
 //! <data>/quarantine/...    rejected input with reasons
 //! <data>/_state/...        touched hours, distinct sets
 //! <data>/periods.sqlite    the period store
@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use chrono_tz::Tz;
 
-use crate::catalog::Catalog;
-use crate::query::{QueryOptions, QueryService};
+use crate::lake::{Storage, StorageError};
+use crate::rollup::catalog::Catalog;
 use crate::rollup::Rollup;
-use crate::storage::{Storage, StorageError};
-use crate::store::sqlite::SqliteStore;
+use crate::serve::query::{QueryOptions, QueryService};
+use crate::store::SqliteStore;
 use crate::store::{PeriodStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]

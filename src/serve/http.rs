@@ -18,7 +18,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::query::{QueryError, QueryParams, QueryService};
+use crate::serve::query::{QueryError, QueryParams, QueryService};
 
 /// Clock used for clipping, injectable for tests.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -70,7 +70,7 @@ struct AppState {
     clock: Clock,
 }
 
-pub struct ApiError {
+pub(super) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
@@ -224,7 +224,7 @@ async fn get_metric(
 }
 
 /// Splits query-string pairs into the named parameters and dimension filters.
-pub fn params_from_pairs(
+pub(super) fn params_from_pairs(
     metric: String,
     pairs: Vec<(String, String)>,
 ) -> Result<QueryParams, ApiError> {

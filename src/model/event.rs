@@ -14,13 +14,13 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 /// Longest accepted event (one NDJSON line or one array element), in bytes.
-pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_EVENT_BYTES: usize = 64 * 1024;
 /// How far `occurred_at` may lie ahead of the time the event was received (clock skew allowance).
-pub const MAX_FUTURE_SKEW: Duration = Duration::minutes(5);
+pub(crate) const MAX_FUTURE_SKEW: Duration = Duration::minutes(5);
 /// Decimal places kept for `price`; the Parquet column is DECIMAL(18, 6).
-pub const PRICE_SCALE: u32 = 6;
+pub(crate) const PRICE_SCALE: u32 = 6;
 /// Largest absolute price that fits DECIMAL(18, 6).
-pub const PRICE_MAX_ABS: i64 = 999_999_999_999;
+pub(crate) const PRICE_MAX_ABS: i64 = 999_999_999_999;
 
 /// Optional string fields with their own typed column, in column order.
 pub const STRING_FIELDS: [&str; 10] = [
@@ -92,7 +92,7 @@ impl<'a> Parsed<'a> {
 }
 
 /// Parses NDJSON: one event per line (a line may also hold a JSON array of events). Blank lines are skipped.
-pub fn parse_ndjson(input: &[u8], received_at: DateTime<Utc>) -> Parsed<'_> {
+pub(crate) fn parse_ndjson(input: &[u8], received_at: DateTime<Utc>) -> Parsed<'_> {
     let mut parsed = Parsed::default();
     // One event per line, nearly always: growing the vector would copy every event parsed so far.
     parsed
@@ -110,7 +110,7 @@ pub fn parse_ndjson(input: &[u8], received_at: DateTime<Utc>) -> Parsed<'_> {
 }
 
 /// Parses one message body (an SQS record, say): one event object or a JSON array of events.
-pub fn parse_message(body: &[u8], received_at: DateTime<Utc>) -> Parsed<'_> {
+pub(crate) fn parse_message(body: &[u8], received_at: DateTime<Utc>) -> Parsed<'_> {
     let mut parsed = Parsed::default();
     let body = body.trim_ascii();
     if body.is_empty() {

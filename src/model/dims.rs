@@ -7,16 +7,16 @@ use std::collections::BTreeMap;
 pub type Dims = BTreeMap<String, Option<String>>;
 
 /// Canonical text of the dimension values, unique per group: `{"browser":"Chrome","country":null}`.
-pub fn dims_key(dims: &Dims) -> String {
+pub(crate) fn dims_key(dims: &Dims) -> String {
     serde_json::to_string(dims).expect("string map serialises")
 }
 
-pub fn parse_dims_key(key: &str) -> Result<Dims, serde_json::Error> {
+pub(crate) fn parse_dims_key(key: &str) -> Result<Dims, serde_json::Error> {
     serde_json::from_str(key)
 }
 
 /// Canonical text of the set of dimensions a row is grouped by: sorted names joined by commas.
-pub fn dim_set_key<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
+pub(crate) fn dim_set_key<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
     let mut names: Vec<&str> = names.into_iter().map(String::as_str).collect();
     names.sort_unstable();
     names.join(",")

@@ -118,7 +118,7 @@ pub fn generate(spec: &DemoSpec, mut deliver: impl FnMut(&str, Vec<u8>)) {
             device: rng.random_range(0..DEVICES.len()),
         })
         .collect();
-    let start = crate::period::floor_hour(spec.end) - Duration::days(spec.days as i64);
+    let start = crate::model::period::floor_hour(spec.end) - Duration::days(spec.days as i64);
     let mean_rhythm: f64 = (0..24).map(rhythm).sum::<f64>() / 24.0;
     // Late events wait in this queue for the delivery of a later day.
     let mut late: Vec<(u32, Vec<u8>)> = Vec::new();

@@ -18,13 +18,13 @@ use datafusion::logical_expr::{col, Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
 use rust_decimal::Decimal;
 
-use crate::catalog::MetricDef;
-use crate::dims::Dims;
-use crate::event_table;
-use crate::measure::hash_value;
+use crate::model::dims::Dims;
+use crate::model::event_table;
+use crate::model::measure::hash_value;
+use crate::rollup::catalog::MetricDef;
 
 /// Column the engine adds to `events`: the start of the hour each row belongs to, in epoch seconds.
-pub const PERIOD_COLUMN: &str = "__period";
+pub(crate) const PERIOD_COLUMN: &str = "__period";
 
 static TABLE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let mut fields: Vec<Field> = event_table::schema()
@@ -37,7 +37,7 @@ static TABLE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 /// Schema of the `events` table as the engine registers it (stored columns plus [`PERIOD_COLUMN`]).
-pub fn table_schema() -> SchemaRef {
+pub(crate) fn table_schema() -> SchemaRef {
     TABLE_SCHEMA.clone()
 }
 
@@ -73,14 +73,14 @@ fn definition(def: &MetricDef, message: impl Into<String>) -> EngineError {
 
 /// The computed value of one group in one period.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Computed {
+pub(crate) enum Computed {
     Additive(Decimal),
     /// Sorted, deduplicated hashes of the distinct values.
     Distinct(Vec<u64>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ComputedRow {
+pub(crate) struct ComputedRow {
     pub period_start: i64,
     pub dims: Dims,
     pub value: Computed,
@@ -101,12 +101,12 @@ pub async fn check(def: &MetricDef) -> Result<MeasureKind, EngineError> {
 }
 
 /// A DataFusion session over one set of event batches (each carrying [`PERIOD_COLUMN`]).
-pub struct Engine {
+pub(crate) struct Engine {
     ctx: SessionContext,
 }
 
 impl Engine {
-    pub fn new(batches: Vec<RecordBatch>) -> Result<Engine, EngineError> {
+    pub(crate) fn new(batches: Vec<RecordBatch>) -> Result<Engine, EngineError> {
         let ctx = SessionContext::new();
         let table = MemTable::try_new(table_schema(), vec![batches])?;
         ctx.register_table("events", Arc::new(table))?;
@@ -221,7 +221,7 @@ impl Engine {
     }
 
     /// Computes `def` for every subset of its dimensions, per [`PERIOD_COLUMN`] value.
-    pub async fn compute(&self, def: &MetricDef) -> Result<Vec<ComputedRow>, EngineError> {
+    pub(crate) async fn compute(&self, def: &MetricDef) -> Result<Vec<ComputedRow>, EngineError> {
         let analysis = self.analyze(def).await?;
         let n = analysis.dimension_columns.len();
         let mut rows = Vec::new();
@@ -395,7 +395,7 @@ fn distinct_rows(batches: &[RecordBatch], names: &[&str]) -> Result<Vec<Computed
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
+    use crate::rollup::catalog::Catalog;
 
     fn def(sql: &str, dims: &str) -> MetricDef {
         MetricDef::parse(

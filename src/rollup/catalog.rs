@@ -9,7 +9,7 @@
 //! SELECT country, browser, COUNT(*) AS value FROM events WHERE event_type = 'sign-in' GROUP BY country, browser
 //! ```
 //!
-//! Reading the catalog needs no query engine (the API loads it); `crate::sql_engine` plans and checks the queries.
+//! Reading the catalog needs no query engine (the API loads it); `crate::rollup::engine` plans and checks the queries.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,11 +19,11 @@ use serde::Serialize;
 include!(concat!(env!("OUT_DIR"), "/builtin_sql.rs"));
 
 /// Query parameters of the metrics API; no dimension may take one of these names.
-pub const RESERVED_PARAMS: [&str; 7] = [
+pub(crate) const RESERVED_PARAMS: [&str; 7] = [
     "from", "to", "tz", "interval", "group_by", "limit", "metric",
 ];
 /// Every subset of the dimensions is stored, so their number is kept small.
-pub const MAX_DIMENSIONS: usize = 4;
+pub(crate) const MAX_DIMENSIONS: usize = 4;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct MetricDef {

@@ -14,13 +14,13 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use object_store::aws::AmazonS3Builder;
 
-use crate::catalog::Catalog;
-use crate::config::{optional_env, parse_reporting_tz, required_env, ConfigError};
-use crate::http::ApiOptions;
-use crate::query::{QueryOptions, DEFAULT_MAX_RANGE_DAYS};
+use crate::lake::Storage;
+use crate::rollup::catalog::Catalog;
 use crate::rollup::Rollup;
-use crate::storage::Storage;
-use crate::store::dynamodb::DynamoStore;
+use crate::runtime::config::{optional_env, parse_reporting_tz, required_env, ConfigError};
+use crate::serve::query::{QueryOptions, DEFAULT_MAX_RANGE_DAYS};
+use crate::serve::ApiOptions;
+use crate::store::DynamoStore;
 
 /// Loads the shared AWS SDK configuration (region, credentials, `AWS_ENDPOINT_URL`).
 pub async fn sdk_config() -> aws_config::SdkConfig {

@@ -1,0 +1,14 @@
+//! What the numbers are made of: the event contract ([`event`]: what a producer sends and why a line
+//! is rejected), the table events are stored as, periods (hours, and days and months of a reporting
+//! zone), dimension groups and measures (exact sums, distinct counts with sketches).
+
+pub(crate) mod dims;
+pub(crate) mod event;
+pub(crate) mod event_table;
+pub(crate) mod measure;
+pub(crate) mod period;
+
+pub use dims::Dims;
+pub use event::STRING_FIELDS;
+pub use measure::Measure;
+pub use period::{day_start, floor_hour, Grain, Period};
