@@ -1,8 +1,10 @@
-//! Ingest: parsed events to partitioned Parquet, rejects to quarantine, touched hours marked.
+//! Ingest: parsed events to partitioned Parquet, rejects to quarantine, touched hours marked, by one
+//! write protocol ([`write_batch`]) for files (`tally ingest`) and queue messages (the ingest
+//! function) alike.
 //!
 //! Order matters for durability: event files first, then the quarantine file, then the "touched"
-//! markers. A failure anywhere returns an error before anything is acknowledged, and a retry
-//! rewrites the same object names, so nothing is lost and nothing is counted twice.
+//! markers. Nothing is acknowledged before its data is written, and a retry rewrites the same
+//! object names, so nothing is lost and nothing is counted twice.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
@@ -37,40 +39,105 @@ impl IngestSummary {
     }
 }
 
-/// Writes one parsed batch durably. Returns only after every object is written.
+/// What [`write_batch`] did with a batch drawn from several sources (queue messages, or one chunk
+/// of a file).
+struct Written {
+    summary: IngestSummary,
+    /// Per source: some of its data could not be written durably.
+    failed: Vec<bool>,
+    first_error: Option<StorageError>,
+}
+
+/// The one write protocol of ingest, for files and for queue messages alike: the batch's events
+/// by UTC hour (each event id once per hour), then its rejects in quarantine, then a touched-hour
+/// marker per hour written. A marker is written only after its hour's file, so the rollup never
+/// sees a marker without its data; a failed write marks the sources whose data it held, and a
+/// retry rewrites the same object names, so nothing is lost and nothing is counted twice.
+async fn write_batch(storage: &Storage, sources: &[Parsed<'_>]) -> Written {
+    let mut failed = vec![false; sources.len()];
+    let mut first_error = None;
+    let mut fail = |error: StorageError, which: &mut dyn Iterator<Item = usize>| {
+        which.for_each(|i| failed[i] = true);
+        first_error.get_or_insert(error);
+    };
+    // An event sent twice in one batch is written once (the first copy: the one the rollup would
+    // keep), so each file holds an event id of its hour once and a lake read by other tools
+    // (Athena, DuckDB) counts it once. Copies across batches are dropped at rollup and by
+    // compaction.
+    type Hour<'a> = (Vec<&'a Event<'a>>, HashSet<&'a str>, Vec<usize>);
+    let mut by_hour: BTreeMap<DateTime<Utc>, Hour<'_>> = BTreeMap::new();
+    for (i, p) in sources.iter().enumerate() {
+        for e in &p.events {
+            let (events, ids, from) = by_hour.entry(floor_hour(e.occurred_at)).or_default();
+            if ids.insert(e.event_id.as_ref()) {
+                events.push(e);
+                if from.last() != Some(&i) {
+                    from.push(i);
+                }
+            }
+        }
+    }
+    let mut summary = IngestSummary::default();
+    let mut written = Vec::with_capacity(by_hour.len());
+    for (hour, (mut events, _, from)) in by_hour {
+        match storage.write_hour(hour, &mut events).await {
+            Ok(path) => written.push((hour, path, from)),
+            Err(e) => {
+                tracing::warn!(%hour, error = %e, "writing events failed; their sources will be retried");
+                fail(e, &mut from.into_iter());
+            }
+        }
+    }
+    let rejected: Vec<_> = sources
+        .iter()
+        .flat_map(|p| p.rejected.iter().cloned())
+        .collect();
+    match storage.write_quarantine(&rejected).await {
+        Ok(path) => summary.quarantined_to.extend(path.map(|p| p.to_string())),
+        Err(e) => {
+            tracing::warn!(error = %e, "writing quarantine failed; those sources will be retried");
+            let with_rejects: Vec<usize> = (0..sources.len())
+                .filter(|i| !sources[*i].rejected.is_empty())
+                .collect();
+            fail(e, &mut with_rejects.into_iter());
+        }
+    }
+    for (hour, path, from) in &written {
+        match storage
+            .mark_touched(*hour, &content_hash([path.as_ref().as_bytes()]))
+            .await
+        {
+            Ok(()) => summary.hours_touched.push(*hour),
+            Err(e) => {
+                tracing::warn!(%hour, error = %e, "marking the hour failed; its sources will be retried");
+                fail(e, &mut from.iter().copied());
+            }
+        }
+    }
+    summary.files_written = written.len();
+    for (p, f) in sources.iter().zip(&failed) {
+        if !f {
+            summary.accepted += p.events.len();
+            summary.rejected += p.rejected.len();
+        }
+    }
+    Written {
+        summary,
+        failed,
+        first_error,
+    }
+}
+
+/// Writes one parsed batch durably. Returns only after every object is written, or the first error.
 pub async fn write_parsed(
     storage: &Storage,
     parsed: &Parsed<'_>,
 ) -> Result<IngestSummary, StorageError> {
-    // An event sent twice in one batch is written once (the first copy: the same one the rollup
-    // would keep), so every file holds each event id of its hour once and a lake read by other
-    // tools (Athena, DuckDB) counts it once. Copies across batches are dropped at rollup and by
-    // compaction.
-    let mut by_hour: BTreeMap<DateTime<Utc>, (Vec<&Event<'_>>, HashSet<&str>)> = BTreeMap::new();
-    for e in &parsed.events {
-        let (events, ids) = by_hour.entry(floor_hour(e.occurred_at)).or_default();
-        if ids.insert(e.event_id.as_ref()) {
-            events.push(e);
-        }
+    let written = write_batch(storage, std::slice::from_ref(parsed)).await;
+    match written.first_error {
+        Some(e) => Err(e),
+        None => Ok(written.summary),
     }
-    let mut written = Vec::with_capacity(by_hour.len());
-    for (hour, (mut events, _)) in by_hour {
-        let path = storage.write_hour(hour, &mut events).await?;
-        written.push((hour, path));
-    }
-    let quarantine = storage.write_quarantine(&parsed.rejected).await?;
-    for (hour, path) in &written {
-        storage
-            .mark_touched(*hour, &content_hash([path.as_ref().as_bytes()]))
-            .await?;
-    }
-    Ok(IngestSummary {
-        accepted: parsed.events.len(),
-        rejected: parsed.rejected.len(),
-        files_written: written.len(),
-        hours_touched: written.iter().map(|(h, _)| *h).collect(),
-        quarantined_to: quarantine.map(|p| p.to_string()).into_iter().collect(),
-    })
 }
 
 /// Bytes of NDJSON parsed and written at a time, to bound memory on large inputs.
@@ -156,67 +223,15 @@ pub async fn ingest_messages(
         .iter()
         .map(|p| crate::model::event::parse_message(p, received_at))
         .collect();
-    let mut failed = vec![false; messages.len()];
-    let mut by_hour: BTreeMap<DateTime<Utc>, (Vec<&Event<'_>>, Vec<usize>)> = BTreeMap::new();
-    for (i, p) in parsed.iter().enumerate() {
-        for e in &p.events {
-            let slot = by_hour.entry(floor_hour(e.occurred_at)).or_default();
-            slot.0.push(e);
-            if slot.1.last() != Some(&i) {
-                slot.1.push(i);
-            }
-        }
-    }
-    let mut summary = IngestSummary::default();
-    let mut written = Vec::new();
-    for (hour, (mut events, sources)) in by_hour {
-        match storage.write_hour(hour, &mut events).await {
-            Ok(path) => written.push((hour, path, sources)),
-            Err(e) => {
-                tracing::warn!(%hour, error = %e, "writing events failed; their messages will be redelivered");
-                sources.iter().for_each(|i| failed[*i] = true);
-            }
-        }
-    }
-    let rejected: Vec<_> = parsed
-        .iter()
-        .flat_map(|p| p.rejected.iter().cloned())
-        .collect();
-    match storage.write_quarantine(&rejected).await {
-        Ok(path) => summary.quarantined_to.extend(path.map(|p| p.to_string())),
-        Err(e) => {
-            tracing::warn!(error = %e, "writing quarantine failed; those messages will be redelivered");
-            parsed
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| !p.rejected.is_empty())
-                .for_each(|(i, _)| failed[i] = true);
-        }
-    }
-    for (hour, path, sources) in &written {
-        match storage
-            .mark_touched(*hour, &content_hash([path.as_ref().as_bytes()]))
-            .await
-        {
-            Ok(()) => summary.hours_touched.push(*hour),
-            Err(e) => {
-                tracing::warn!(%hour, error = %e, "marking the hour failed; its messages will be redelivered");
-                sources.iter().for_each(|i| failed[*i] = true);
-            }
-        }
-    }
-    summary.files_written = written.len();
-    for (p, f) in parsed.iter().zip(&failed) {
-        if !f {
-            summary.accepted += p.events.len();
-            summary.rejected += p.rejected.len();
-        }
-    }
+    let written = write_batch(storage, &parsed).await;
     let failed = messages
         .iter()
-        .zip(&failed)
+        .zip(&written.failed)
         .filter(|(_, f)| **f)
         .map(|(m, _)| m.id.clone())
         .collect();
-    MessagesOutcome { summary, failed }
+    MessagesOutcome {
+        summary: written.summary,
+        failed,
+    }
 }

@@ -39,4 +39,6 @@ pub mod rollup;
 pub mod runtime;
 pub mod serve;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod tools;

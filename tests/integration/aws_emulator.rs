@@ -652,3 +652,28 @@ async fn rollups_store_right_numbers_when_dynamodb_reads_lag_behind_writes() {
         "every shipped metric, with and without a filter"
     );
 }
+
+#[tokio::test]
+async fn an_event_sent_twice_in_one_batch_is_written_once_from_the_queue_too() {
+    let storage = moto::s3_storage(&moto::unique("twice-in-batch"));
+    let e = r#"{"event_id":"dup-1","event_type":"sign-in","occurred_at":"2026-08-25T01:00:00Z","user_id":"u"}"#;
+    let mut event = SqsEvent::default();
+    for (id, body) in [("r1", format!("[{e},{e}]")), ("r2", e.to_string())] {
+        let mut record = SqsMessage::default();
+        record.message_id = Some(id.into());
+        record.body = Some(body);
+        event.records.push(record);
+    }
+    let response = tally_ingest_fn::handle(&storage, event).await;
+    assert!(response.batch_item_failures.is_empty());
+    let files = storage.list("events").await.unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let bytes = storage.get_bytes(&files[0]).await.unwrap().unwrap();
+    let rows: usize = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap().num_rows())
+        .sum();
+    assert_eq!(rows, 1, "three copies of one event in a batch are one row");
+}

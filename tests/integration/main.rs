@@ -16,7 +16,7 @@ mod aws_emulator;
 mod cli;
 mod end_to_end;
 mod flaky_store;
-#[path = "../support/moto.rs"]
-mod moto;
 mod oracle;
 mod published_contracts;
+
+use tally::testkit::moto;

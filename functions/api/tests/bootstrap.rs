@@ -1,9 +1,6 @@
 //! The real api binary under a local Lambda Runtime API, driven by tests/fixtures/api-gateway-v2-request.json.
 
-#[path = "../../../tests/support/moto.rs"]
-mod moto;
-#[path = "../../../tests/support/runtime_api.rs"]
-mod runtime_api;
+use tally::testkit::{moto, runtime_api};
 
 #[tokio::test]
 async fn bootstrap_answers_an_api_gateway_request() {

@@ -1,9 +1,6 @@
 //! The real ingest binary under a local Lambda Runtime API, driven by tests/fixtures/sqs-event.json.
 
-#[path = "../../../tests/support/moto.rs"]
-mod moto;
-#[path = "../../../tests/support/runtime_api.rs"]
-mod runtime_api;
+use tally::testkit::{moto, runtime_api};
 
 #[tokio::test]
 async fn bootstrap_ingests_the_fixture_batch() {

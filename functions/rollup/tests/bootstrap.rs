@@ -1,9 +1,6 @@
 //! The real rollup binary under a local Lambda Runtime API, driven by tests/fixtures/rollup-schedule.json.
 
-#[path = "../../../tests/support/moto.rs"]
-mod moto;
-#[path = "../../../tests/support/runtime_api.rs"]
-mod runtime_api;
+use tally::testkit::{moto, runtime_api};
 
 #[tokio::test]
 async fn bootstrap_rolls_up_touched_hours() {

@@ -1,7 +1,6 @@
 //! A minimal Lambda Runtime API on loopback, to run a function's real `bootstrap` binary the way
 //! Lambda does: the binary polls for the next invocation, gets the fixture event, and posts its
 //! response or error back. Also measures cold start: process start to first response.
-#![allow(dead_code)]
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -149,7 +148,7 @@ pub async fn invoke(binary: &str, env: &[(&str, String)], event: &str) -> Outcom
 
 pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(
-        "{}/../../tests/fixtures/{name}",
+        "{}/tests/fixtures/{name}",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()

@@ -1,15 +1,14 @@
 //! Connects tests to the S3/SQS/DynamoDB emulator (`moto_server`) that `make test` starts and names
 //! in `TALLY_TEST_AWS_ENDPOINT`. Every test makes its own bucket, queue and table.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use crate::lake::Storage;
+use crate::store::DynamoStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::ObjectStore;
-use tally::lake::Storage;
-use tally::store::DynamoStore;
 
 pub fn endpoint() -> String {
     std::env::var("TALLY_TEST_AWS_ENDPOINT").expect(
