@@ -197,9 +197,11 @@ async fn main() -> Result<()> {
     {
         let end = match end {
             None => tally::model::floor_hour(Utc::now()),
-            Some(text) => DateTime::parse_from_rfc3339(text)
-                .with_context(|| format!("--end must be an RFC 3339 time, got {text:?}"))?
-                .with_timezone(&Utc),
+            Some(text) => tally::model::DateOrTime::parse(text)
+                .map(|t| t.in_zone(chrono_tz::UTC))
+                .with_context(|| {
+                    format!("--end must be a date (UTC midnight) or an RFC 3339 time, got {text:?}")
+                })?,
         };
         let spec = DemoSpec {
             events_per_day: *events_per_day,

@@ -1,7 +1,6 @@
 //! Compaction: the files of each closed hour merged into one, duplicate events dropped. No number
 //! changes: the rollup counts each `event_id` once either way.
 
-use arrow::array::AsArray;
 use chrono::{DateTime, Utc};
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::Serialize;
@@ -39,7 +38,7 @@ impl Storage {
             let rows_before: usize = batches.iter().map(|b| b.num_rows()).sum();
             let merged = dedupe(batches)?;
             let merged = arrow::compute::concat_batches(&event_table::schema(), &merged)?;
-            let ids = merged.column(0).as_string::<i32>();
+            let ids = event_table::event_ids(&merged)?;
             let mut sorted_ids: Vec<&str> = ids.iter().flatten().collect();
             sorted_ids.sort_unstable();
             let name = content_hash(sorted_ids.iter().map(|s| s.as_bytes()));

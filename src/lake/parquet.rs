@@ -3,9 +3,8 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::TimestampMicrosecondType;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -80,8 +79,8 @@ pub(crate) fn dedupe(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, Stor
     let mut best: HashMap<&str, (i64, usize, usize)> = HashMap::new();
     let mut total = 0;
     for (bi, b) in batches.iter().enumerate() {
-        let ids = b.column(0).as_string::<i32>();
-        let received = b.column(3).as_primitive::<TimestampMicrosecondType>();
+        let ids = event_table::event_ids(b)?;
+        let received = event_table::received_at(b)?;
         total += b.num_rows();
         for row in 0..b.num_rows() {
             let candidate = (received.value(row), bi, row);

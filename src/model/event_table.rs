@@ -2,11 +2,13 @@
 
 use std::sync::{Arc, LazyLock};
 
+use arrow::array::AsArray;
 use arrow::array::{
     ArrayRef, Decimal128Builder, Int64Builder, RecordBatch, StringBuilder,
     TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
 
 use crate::model::event::{Event, PRICE_SCALE, STRING_FIELDS};
 
@@ -16,12 +18,15 @@ fn utc_micros() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
+pub(crate) const EVENT_ID: &str = "event_id";
+pub(crate) const RECEIVED_AT: &str = "received_at";
+
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let mut fields = vec![
-        Field::new("event_id", DataType::Utf8, false),
+        Field::new(EVENT_ID, DataType::Utf8, false),
         Field::new("event_type", DataType::Utf8, false),
         Field::new("occurred_at", utc_micros(), false),
-        Field::new("received_at", utc_micros(), false),
+        Field::new(RECEIVED_AT, utc_micros(), false),
     ];
     fields.extend(
         STRING_FIELDS
@@ -41,6 +46,30 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// Schema of the stored events (the columns the data team's SQL sees as `events`).
 pub(crate) fn schema() -> SchemaRef {
     SCHEMA.clone()
+}
+
+/// The `event_id` column of a batch of stored events.
+pub(crate) fn event_ids(batch: &RecordBatch) -> Result<&arrow::array::StringArray, ArrowError> {
+    column(batch, EVENT_ID)?
+        .as_string_opt::<i32>()
+        .ok_or_else(|| ArrowError::SchemaError(format!("`{EVENT_ID}` is not a string column")))
+}
+
+/// The `received_at` column of a batch of stored events.
+pub(crate) fn received_at(
+    batch: &RecordBatch,
+) -> Result<&arrow::array::TimestampMicrosecondArray, ArrowError> {
+    column(batch, RECEIVED_AT)?
+        .as_primitive_opt()
+        .ok_or_else(|| {
+            ArrowError::SchemaError(format!("`{RECEIVED_AT}` is not a timestamp column"))
+        })
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ArrowError> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| ArrowError::SchemaError(format!("stored events lack `{name}`")))
 }
 
 /// Converts events to one record batch in the order given.

@@ -11,4 +11,4 @@ pub(crate) mod period;
 pub use dims::Dims;
 pub use event::STRING_FIELDS;
 pub use measure::Measure;
-pub use period::{day_start, floor_hour, Grain, Period};
+pub use period::{day_start, floor_hour, DateOrTime, Grain, Period};

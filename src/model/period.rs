@@ -72,6 +72,34 @@ pub(crate) fn is_hour_aligned(t: DateTime<Utc>) -> bool {
 }
 
 /// The first instant of `date` in `tz`. Where midnight falls in a DST gap, the first instant after it.
+/// A time as people type it (the API's `from` and `to`, backfill ranges, `tally generate --end`):
+/// a date, or an RFC 3339 time with any offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateOrTime {
+    Date(NaiveDate),
+    Time(DateTime<Utc>),
+}
+
+impl DateOrTime {
+    /// The one reading of such text: `2026-08-23` or `2026-08-23T09:00:00+09:00`.
+    pub fn parse(text: &str) -> Option<DateOrTime> {
+        match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+            Ok(date) => Some(DateOrTime::Date(date)),
+            Err(_) => DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| DateOrTime::Time(t.with_timezone(&Utc))),
+        }
+    }
+
+    /// In UTC, a date taken as midnight in `tz`.
+    pub fn in_zone(self, tz: Tz) -> DateTime<Utc> {
+        match self {
+            DateOrTime::Date(date) => local_midnight(tz, date),
+            DateOrTime::Time(t) => t,
+        }
+    }
+}
+
 pub(crate) fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
     let mut local = date.and_hms_opt(0, 0, 0).expect("midnight exists");
     for _ in 0..48 {

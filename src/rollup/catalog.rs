@@ -16,12 +16,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::serve::QueryParams;
+
 include!(concat!(env!("OUT_DIR"), "/builtin_sql.rs"));
 
-/// Query parameters of the metrics API; no dimension may take one of these names.
-pub(crate) const RESERVED_PARAMS: [&str; 7] = [
-    "from", "to", "tz", "interval", "group_by", "limit", "metric",
-];
 /// Every subset of the dimensions is stored, so their number is kept small.
 pub(crate) const MAX_DIMENSIONS: usize = 4;
 
@@ -133,7 +131,7 @@ impl MetricDef {
                     format!("dimension {d:?} must be a lowercase column name"),
                 ));
             }
-            if RESERVED_PARAMS.contains(&d.as_str()) {
+            if QueryParams::is_reserved(d) {
                 return Err(err(
                     source,
                     format!("dimension `{d}` clashes with the API parameter of that name"),

@@ -18,7 +18,7 @@ use datafusion::logical_expr::{col, Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
 use rust_decimal::Decimal;
 
-use crate::model::dims::Dims;
+use crate::model::dims::{subsets, Dims};
 use crate::model::event_table;
 use crate::model::measure::hash_value;
 use crate::rollup::catalog::MetricDef;
@@ -223,13 +223,8 @@ impl Engine {
     /// Computes `def` for every subset of its dimensions, per [`PERIOD_COLUMN`] value.
     pub(crate) async fn compute(&self, def: &MetricDef) -> Result<Vec<ComputedRow>, EngineError> {
         let analysis = self.analyze(def).await?;
-        let n = analysis.dimension_columns.len();
         let mut rows = Vec::new();
-        for mask in 0..(1u32 << n) {
-            let set: Vec<&Column> = (0..n)
-                .filter(|i| mask & (1 << i) != 0)
-                .map(|i| &analysis.dimension_columns[i])
-                .collect();
+        for set in subsets(&analysis.dimension_columns) {
             rows.extend(self.compute_set(&analysis, &set).await?);
         }
         Ok(rows)

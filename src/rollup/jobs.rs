@@ -4,10 +4,11 @@
 
 use std::time::Instant;
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::lake::CompactReport;
+use crate::model::DateOrTime;
 use crate::rollup::{Rollup, RollupError, RollupReport};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -72,13 +73,11 @@ impl JobReport {
     }
 }
 
+/// A backfill bound: a date is midnight UTC.
 fn parse_utc(field: &str, s: &str) -> Result<DateTime<Utc>, RollupError> {
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight")));
-    }
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
+    DateOrTime::parse(s)
+        .map(|t| t.in_zone(chrono_tz::UTC))
+        .ok_or_else(|| {
             RollupError::Config(format!(
                 "backfill `{field}` must be a date or an RFC 3339 time, got {s:?}"
             ))

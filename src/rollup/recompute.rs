@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::lake::period_state::{self, GroupSets, GroupSums, PeriodState};
 use crate::lake::{Storage, StorageError, TouchedMarker};
-use crate::model::dims::{dim_set_key, dims_key, parse_dims_key};
+use crate::model::dims::{dim_set_key, dims_key, parse_dims_key, subsets};
 use crate::model::measure::Measure;
 use crate::model::period::{self, Grain};
 use crate::rollup::catalog::{Catalog, MetricDef};
@@ -60,6 +60,19 @@ pub struct RollupReport {
     pub as_of: Option<DateTime<Utc>>,
 }
 
+/// Which hours a run recomputes, which decides how its coarser distinct sets may be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The hours ingest touched since the last run. Late events only add values, so a month's and
+    /// all time's distinct sets grow by the periods just rebuilt.
+    Touched,
+    /// The hours of a range (a backfill): a metric may have changed, so a month's sets are unioned
+    /// again from all its days; all time grows by the months rebuilt.
+    Range,
+    /// Every hour with events: all time is built again from every month.
+    Everything,
+}
+
 pub struct Rollup {
     pub storage: Storage,
     pub store: Arc<dyn PeriodStore>,
@@ -74,13 +87,14 @@ impl Rollup {
         &self,
         deadline: Option<Instant>,
     ) -> Result<RollupReport, RollupError> {
-        self.check_reporting_tz(false).await?;
-        self.check_period_state(false).await?;
+        self.check_reporting_tz(Scope::Touched).await?;
+        self.check_period_state(Scope::Touched, None).await?;
         let listed_at = Utc::now();
         let markers = self.storage.touched_markers().await?;
         let hours: BTreeSet<DateTime<Utc>> = markers.iter().map(|m| m.hour).collect();
-        // Late events only add values: months grow by the days they touch.
-        let mut report = self.recompute(&hours, None, deadline, false, true).await?;
+        let mut report = self
+            .recompute(&hours, None, deadline, Scope::Touched)
+            .await?;
         let done: BTreeSet<_> = report.hours_recomputed.iter().copied().collect();
         let cleared: Vec<TouchedMarker> = markers
             .into_iter()
@@ -103,9 +117,12 @@ impl Rollup {
         metrics: Option<&[String]>,
         deadline: Option<Instant>,
     ) -> Result<RollupReport, RollupError> {
-        self.check_reporting_tz(true).await?;
-        self.check_period_state(range.is_none() && metrics.is_none())
-            .await?;
+        let scope = match range {
+            None => Scope::Everything,
+            Some(_) => Scope::Range,
+        };
+        self.check_reporting_tz(scope).await?;
+        self.check_period_state(scope, metrics).await?;
         let hours: BTreeSet<_> = self
             .storage
             .hours_with_data()
@@ -113,12 +130,8 @@ impl Rollup {
             .into_iter()
             .filter(|h| range.is_none_or(|(from, to)| *h >= from && *h < to))
             .collect();
-        // Without a range every month is rebuilt, so all-time rows start again from nothing.
-        // A metric may have changed: months are unioned again from all their days.
-        let report = self
-            .recompute(&hours, metrics, deadline, range.is_none(), false)
-            .await?;
-        if range.is_none() && metrics.is_none() && report.hours_remaining == 0 {
+        let report = self.recompute(&hours, metrics, deadline, scope).await?;
+        if scope == Scope::Everything && metrics.is_none() && report.hours_remaining == 0 {
             self.store
                 .put_meta(META_PERIOD_STATE, PERIOD_STATE_FORMAT)
                 .await?;
@@ -128,8 +141,13 @@ impl Rollup {
 
     /// Refuses to build on rows rolled up before the period states this rollup merges existed
     /// (their days would be merged from missing hour states); a full rollup rebuilds them.
-    async fn check_period_state(&self, rebuilding_all: bool) -> Result<(), RollupError> {
+    async fn check_period_state(
+        &self,
+        scope: Scope,
+        only: Option<&[String]>,
+    ) -> Result<(), RollupError> {
         let format = self.store.get_meta(META_PERIOD_STATE).await?;
+        let rebuilding_all = scope == Scope::Everything && only.is_none();
         if format.as_deref() == Some(PERIOD_STATE_FORMAT) || rebuilding_all {
             return Ok(());
         }
@@ -146,8 +164,11 @@ impl Rollup {
         )))
     }
 
-    async fn check_reporting_tz(&self, rebuilding: bool) -> Result<(), RollupError> {
+    /// Days and months are built in one zone: a run in another is refused unless it rebuilds
+    /// every hour (a backfill of a range would leave the other days in the old zone).
+    async fn check_reporting_tz(&self, scope: Scope) -> Result<(), RollupError> {
         let configured = self.reporting_tz.name();
+        let rebuilding = scope == Scope::Everything;
         match self.store.get_meta(META_REPORTING_TZ).await? {
             Some(stored) if stored != configured && !rebuilding => Err(RollupError::Config(format!(
                 "days and months were built in {stored} but the reporting zone is now {configured}; run a full rollup to rebuild them"
@@ -179,8 +200,7 @@ impl Rollup {
         hours: &BTreeSet<DateTime<Utc>>,
         only: Option<&[String]>,
         deadline: Option<Instant>,
-        from_scratch: bool,
-        grow_months: bool,
+        scope: Scope,
     ) -> Result<RollupReport, RollupError> {
         let metrics = self.metrics(only)?;
         let mut kinds = Vec::with_capacity(metrics.len());
@@ -216,7 +236,7 @@ impl Rollup {
                 .push(*day);
         }
         for (month, days) in &months {
-            let grown_by = grow_months.then_some(days.as_slice());
+            let grown_by = (scope == Scope::Touched).then_some(days.as_slice());
             for (m, kind) in metrics.iter().zip(&kinds) {
                 report.rows_written += self
                     .rebuild(m, *kind, Grain::Month, *month, grown_by)
@@ -228,7 +248,7 @@ impl Rollup {
             let months: BTreeSet<DateTime<Utc>> = months.into_keys().collect();
             for (m, kind) in metrics.iter().zip(&kinds) {
                 report.rows_written += self
-                    .rebuild_all_time(m, *kind, &months, from_scratch)
+                    .rebuild_all_time(m, *kind, &months, scope == Scope::Everything)
                     .await?;
             }
         }
@@ -426,16 +446,7 @@ fn rows_of<S: PeriodState>(
 
 /// Every subset of the metric's dimensions, as [`dim_set_key`]s.
 pub fn dimension_sets(def: &MetricDef) -> Vec<String> {
-    let n = def.dimensions.len();
-    (0..(1u32 << n))
-        .map(|mask| {
-            dim_set_key(
-                (0..n)
-                    .filter(|i| mask & (1 << i) != 0)
-                    .map(|i| &def.dimensions[i]),
-            )
-        })
-        .collect()
+    subsets(&def.dimensions).map(dim_set_key).collect()
 }
 
 fn with_period(batch: RecordBatch, start: i64) -> Result<RecordBatch, RollupError> {

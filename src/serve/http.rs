@@ -233,17 +233,9 @@ pub(super) fn params_from_pairs(
         ..Default::default()
     };
     for (k, v) in pairs {
-        let slot = match k.as_str() {
-            "from" => &mut p.from,
-            "to" => &mut p.to,
-            "tz" => &mut p.tz,
-            "interval" => &mut p.interval,
-            "group_by" => &mut p.group_by,
-            "limit" => &mut p.limit,
-            _ => {
-                p.filters.push((k, v));
-                continue;
-            }
+        let Some(slot) = p.named_mut(&k) else {
+            p.filters.push((k, v));
+            continue;
         };
         if slot.is_some() {
             return Err(ApiError::new(

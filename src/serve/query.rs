@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::dims::{dim_set_key, Dims};
 use crate::model::measure::{Measure, Merger, RangeValue};
-use crate::model::period::{self, Grain, Period};
+use crate::model::period::{self, DateOrTime, Grain, Period};
 use crate::rollup::catalog::{Catalog, MetricDef};
 use crate::store::{PeriodStore, StoreError, META_AS_OF};
 
@@ -38,6 +38,27 @@ impl Default for QueryOptions {
             default_group_limit: 10,
             max_group_limit: 1000,
         }
+    }
+}
+
+impl QueryParams {
+    /// The slot of a named parameter, `None` for a dimension filter: the one list of the API's
+    /// parameter names (the HTTP layer fills these; the catalog keeps dimensions off them).
+    pub(crate) fn named_mut(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name {
+            "from" => &mut self.from,
+            "to" => &mut self.to,
+            "tz" => &mut self.tz,
+            "interval" => &mut self.interval,
+            "group_by" => &mut self.group_by,
+            "limit" => &mut self.limit,
+            _ => return None,
+        })
+    }
+
+    /// Whether `name` is a parameter of the API (or its `metric`), so no dimension may take it.
+    pub(crate) fn is_reserved(name: &str) -> bool {
+        name == "metric" || QueryParams::default().named_mut(name).is_some()
     }
 }
 
@@ -236,12 +257,11 @@ struct Plan {
 }
 
 fn parse_time(param: &str, text: &str, tz: Tz) -> Result<DateTime<Utc>, QueryError> {
-    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(period::local_midnight(tz, date));
-    }
-    let t = DateTime::parse_from_rfc3339(text)
-        .map_err(|_| bad(param, format!("{param} must be a date (2026-08-23) or an RFC 3339 time (2026-08-23T09:00:00+09:00), got {text:?}")))?
-        .with_timezone(&Utc);
+    let t = match DateOrTime::parse(text) {
+        Some(DateOrTime::Date(date)) => return Ok(period::local_midnight(tz, date)),
+        Some(DateOrTime::Time(t)) => t,
+        None => return Err(bad(param, format!("{param} must be a date (2026-08-23) or an RFC 3339 time (2026-08-23T09:00:00+09:00), got {text:?}"))),
+    };
     if !period::is_hour_aligned(t) {
         return Err(bad(
             param,

@@ -28,16 +28,60 @@ fn event_schema_lists_the_contract_fields() {
     );
 }
 
-#[test]
-fn openapi_describes_the_router_routes_and_response_fields() {
+/// The status the API's router gives `method path` (no data: only whether a route answers).
+async fn status_of(method: &str, path: &str) -> axum::http::StatusCode {
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().unwrap();
+    let local = tally::runtime::Local::open(
+        dir.path(),
+        tally::rollup::Catalog::builtin(),
+        chrono_tz::UTC,
+    )
+    .unwrap();
+    let service = std::sync::Arc::new(local.query_service(Default::default()));
+    let router = tally::serve::router(service, Default::default());
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    router.oneshot(request).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn openapi_describes_the_router_routes_and_response_fields() {
+    use axum::http::StatusCode;
     let doc = read("docs/openapi.json");
-    let paths: Vec<&str> = doc["paths"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(paths, ["/health", "/v1/metrics", "/v1/metrics/{name}"]);
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(!paths.is_empty());
+    for (path, operations) in paths {
+        let concrete = path.replace("{name}", "visitors");
+        for method in operations.as_object().unwrap().keys() {
+            let status = status_of(&method.to_uppercase(), &concrete).await;
+            assert!(
+                status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                "the router does not serve the documented {method} {path}: {status}"
+            );
+        }
+    }
+    // The check can fail: a path the router does not have is a 404.
+    assert_eq!(status_of("GET", "/v1/metric").await, StatusCode::NOT_FOUND);
+    // Every route the router has is documented: the HTTP API's routes as the infra check reads
+    // them from the router's source.
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/serve/http.rs")).unwrap();
+    for route in source.split(".route(\"").skip(1) {
+        let route = &route[..route.find('"').unwrap()];
+        let full = if route == "/health" {
+            route.to_string()
+        } else {
+            format!("/v1{route}")
+        };
+        assert!(
+            paths.contains_key(&full),
+            "{full} is served but not documented"
+        );
+    }
     let required: Vec<&str> = doc["components"]["schemas"]["MetricResponse"]["required"]
         .as_array()
         .unwrap()
