@@ -140,6 +140,14 @@ pub async fn write_parsed(
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("reading input: {0}")]
+    Input(std::io::Error),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
 /// Bytes of NDJSON parsed and written at a time, to bound memory on large inputs.
 pub const CHUNK_BYTES: usize = 32 * 1024 * 1024;
 
@@ -148,14 +156,12 @@ pub async fn ingest_ndjson(
     storage: &Storage,
     mut reader: impl Read,
     received_at: DateTime<Utc>,
-) -> Result<IngestSummary, StorageError> {
+) -> Result<IngestSummary, IngestError> {
     let mut summary = IngestSummary::default();
     let mut carry: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; CHUNK_BYTES];
     loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(|e| StorageError::Other(format!("reading input: {e}")))?;
+        let n = reader.read(&mut buf).map_err(IngestError::Input)?;
         if n == 0 {
             break;
         }

@@ -27,8 +27,20 @@ pub enum StorageError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
-    #[error("storage: {0}")]
-    Other(String),
+    #[error("cannot create {}: {source}", dir.display())]
+    CreateDir {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// An object where the lake's layout has none: left by another tool, or by hand.
+    #[error("{path} is not a {expected} of the lake's layout")]
+    Unexpected {
+        path: String,
+        expected: &'static str,
+    },
+    /// A saved period state that cannot be read; a full rollup writes it again.
+    #[error("{path}: corrupt period state ({reason}); a full rollup rewrites it")]
+    CorruptState { path: String, reason: String },
 }
 
 /// The event lake and its side areas on one object store.
@@ -68,8 +80,10 @@ impl Storage {
 
     /// A local directory, created if missing.
     pub fn local(dir: &FsPath) -> Result<Storage, StorageError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StorageError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::CreateDir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         Ok(Storage::new(Arc::new(LocalFileSystem::new_with_prefix(
             dir,
         )?)))
@@ -132,8 +146,7 @@ impl Storage {
                     serde_json::json!({"received_at": r.received_at.to_rfc3339(), "reason": r.reason, "raw_hex": hex(&r.raw)})
                 }
             };
-            serde_json::to_writer(&mut body, &record)
-                .map_err(|e| StorageError::Other(e.to_string()))?;
+            serde_json::to_writer(&mut body, &record).expect("JSON values write to memory");
             body.push(b'\n');
         }
         let path = QuarantineFile {
@@ -168,8 +181,11 @@ impl Storage {
             .await?;
         let mut out = Vec::new();
         for m in metas {
-            let marker = TouchedMarkerPath::parse(&m.location)
-                .ok_or_else(|| StorageError::Other(format!("unexpected marker {}", m.location)))?;
+            let marker =
+                TouchedMarkerPath::parse(&m.location).ok_or_else(|| StorageError::Unexpected {
+                    path: m.location.to_string(),
+                    expected: "touched-hour marker",
+                })?;
             out.push(TouchedMarker {
                 hour: marker.hour,
                 path: m.location,
@@ -206,7 +222,10 @@ impl Storage {
                 match HourPartition::parse(&hour) {
                     Some(p) => hours.push(p.hour),
                     None => {
-                        return Err(StorageError::Other(format!("unexpected partition {hour}")))
+                        return Err(StorageError::Unexpected {
+                            path: hour.to_string(),
+                            expected: "partition of events by hour",
+                        })
                     }
                 }
             }

@@ -210,7 +210,10 @@ pub(crate) async fn load_saved<S: PeriodState>(
         None => Ok(None),
         Some(bytes) => S::decode(&bytes)
             .map(Some)
-            .map_err(|e| StorageError::Other(format!("{path}: {e}"))),
+            .map_err(|reason| StorageError::CorruptState {
+                path: path.to_string(),
+                reason,
+            }),
     }
 }
 

@@ -74,13 +74,12 @@ impl JobReport {
 }
 
 /// A backfill bound: a date is midnight UTC.
-fn parse_utc(field: &str, s: &str) -> Result<DateTime<Utc>, RollupError> {
+fn parse_utc(field: &'static str, s: &str) -> Result<DateTime<Utc>, RollupError> {
     DateOrTime::parse(s)
         .map(|t| t.in_zone(chrono_tz::UTC))
-        .ok_or_else(|| {
-            RollupError::Config(format!(
-                "backfill `{field}` must be a date or an RFC 3339 time, got {s:?}"
-            ))
+        .ok_or_else(|| RollupError::BadBackfillBound {
+            field,
+            text: s.to_string(),
         })
 }
 
@@ -102,9 +101,7 @@ pub async fn run(
         Job::Backfill { from, to, metrics } => {
             let (from, to) = (parse_utc("from", from)?, parse_utc("to", to)?);
             if from >= to {
-                return Err(RollupError::Config(
-                    "backfill `from` must be before `to`".into(),
-                ));
+                return Err(RollupError::EmptyBackfill);
             }
             let report = rollup
                 .run_full(Some((from, to)), metrics.as_deref(), deadline)

@@ -44,8 +44,16 @@ pub enum RollupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Engine(#[from] EngineError),
-    #[error("{0}")]
-    Config(String),
+    #[error("days and months were built in {stored} but the reporting zone is now {configured}; run a full rollup to rebuild them")]
+    ReportingZoneChanged { stored: String, configured: String },
+    #[error("the period store was rolled up by an earlier version that kept no sum states (period state {found}); run a full rollup once (`tally rollup --full`, or the rollup function's {{\"job\":\"rollup\",\"full\":true}}) to rebuild them")]
+    PeriodStateOutdated { found: String },
+    #[error("unknown metric `{0}`")]
+    UnknownMetric(String),
+    #[error("backfill `{field}` must be a date or an RFC 3339 time, got {text:?}")]
+    BadBackfillBound { field: &'static str, text: String },
+    #[error("backfill `from` must be before `to`")]
+    EmptyBackfill,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -158,10 +166,9 @@ impl Rollup {
                 .await?;
             return Ok(());
         }
-        Err(RollupError::Config(format!(
-            "the period store was rolled up by an earlier version that kept no sum states (period state {}); run a full rollup once (`tally rollup --full`, or the rollup function's {{\"job\":\"rollup\",\"full\":true}}) to rebuild them",
-            format.as_deref().unwrap_or("none")
-        )))
+        Err(RollupError::PeriodStateOutdated {
+            found: format.unwrap_or_else(|| "none".into()),
+        })
     }
 
     /// Days and months are built in one zone: a run in another is refused unless it rebuilds
@@ -170,9 +177,12 @@ impl Rollup {
         let configured = self.reporting_tz.name();
         let rebuilding = scope == Scope::Everything;
         match self.store.get_meta(META_REPORTING_TZ).await? {
-            Some(stored) if stored != configured && !rebuilding => Err(RollupError::Config(format!(
-                "days and months were built in {stored} but the reporting zone is now {configured}; run a full rollup to rebuild them"
-            ))),
+            Some(stored) if stored != configured && !rebuilding => {
+                Err(RollupError::ReportingZoneChanged {
+                    stored,
+                    configured: configured.to_string(),
+                })
+            }
             Some(stored) if stored == configured => Ok(()),
             _ => Ok(self.store.put_meta(META_REPORTING_TZ, configured).await?),
         }
@@ -189,7 +199,7 @@ impl Rollup {
                 .map(|n| {
                     self.catalog
                         .get(n)
-                        .ok_or_else(|| RollupError::Config(format!("unknown metric `{n}`")))
+                        .ok_or_else(|| RollupError::UnknownMetric(n.clone()))
                 })
                 .collect(),
         }
@@ -431,8 +441,10 @@ fn rows_of<S: PeriodState>(
         .measures()
         .into_iter()
         .map(|(key, measure)| {
-            let dims = parse_dims_key(key)
-                .map_err(|e| RollupError::Config(format!("bad group key {key}: {e}")))?;
+            let dims = parse_dims_key(key).map_err(|e| StorageError::CorruptState {
+                path: format!("{} {grain} {start}", def.name),
+                reason: format!("bad group key {key}: {e}"),
+            })?;
             Ok(PeriodRow {
                 metric: def.name.clone(),
                 grain,
