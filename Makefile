@@ -13,10 +13,10 @@ VENV ?= .venv
 demo:
 	$(CARGO) run --quiet -- --data $(DATA) demo --days $(DAYS) --addr $(ADDR)
 
-## Run every test (format, clippy, unit, end-to-end against the oracle, API, CLI, contracts, AWS over the moto emulator).
+## Run every test (infra checks, format, unit, end-to-end against the oracle, API, CLI, contracts, AWS over the
+## moto emulator). Clippy is `make lint` (CI runs both): it checks every dependency a second time, in check mode.
 test: $(VENV)/bin/moto_server infra-check
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 	VENV=$(VENV) tests/support/with-moto.sh $(CARGO) test --workspace --no-fail-fast
 
 ## Benchmarks beside DuckDB on the same data (bench/run.py): prints every figure and writes bench/RESULTS.md.
@@ -62,8 +62,10 @@ sql-check:
 fmt:
 	$(CARGO) fmt --all
 
+## Format check and clippy with warnings as errors (CI runs it after make test).
 lint:
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
 clean-demo:
 	rm -rf $(DATA)

@@ -37,6 +37,7 @@ pub mod lake;
 pub mod model;
 pub mod rollup;
 pub mod runtime;
+mod sdk_error;
 pub mod serve;
 pub mod store;
 #[cfg(feature = "testkit")]

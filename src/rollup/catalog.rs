@@ -16,10 +16,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::serve::QueryParams;
-
 include!(concat!(env!("OUT_DIR"), "/builtin_sql.rs"));
 
+/// The metrics API's named query parameters (the HTTP layer reads these; every other parameter is
+/// a dimension filter), so no dimension may take one of these names, nor `metric`.
+pub(crate) const API_PARAMS: [&str; 6] = ["from", "to", "tz", "interval", "group_by", "limit"];
 /// Every subset of the dimensions is stored, so their number is kept small.
 pub(crate) const MAX_DIMENSIONS: usize = 4;
 
@@ -131,7 +132,7 @@ impl MetricDef {
                     format!("dimension {d:?} must be a lowercase column name"),
                 ));
             }
-            if QueryParams::is_reserved(d) {
+            if d == "metric" || API_PARAMS.contains(&d.as_str()) {
                 return Err(err(
                     source,
                     format!("dimension `{d}` clashes with the API parameter of that name"),

@@ -4,7 +4,6 @@
 pub mod aws;
 pub(crate) mod config;
 mod local;
-pub(crate) mod sdk_error;
 
 pub use config::{parse_reporting_tz, ConfigError};
 pub use local::{Local, LocalError};

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::dims::{dim_set_key, Dims};
 use crate::model::measure::{Measure, Merger, RangeValue};
 use crate::model::period::{self, DateOrTime, Grain, Period};
-use crate::rollup::catalog::{Catalog, MetricDef};
+use crate::rollup::catalog::{Catalog, MetricDef, API_PARAMS};
 use crate::store::{PeriodStore, StoreError, META_AS_OF};
 
 /// Limits and defaults of the query service.
@@ -42,23 +42,19 @@ impl Default for QueryOptions {
 }
 
 impl QueryParams {
-    /// The slot of a named parameter, `None` for a dimension filter: the one list of the API's
-    /// parameter names (the HTTP layer fills these; the catalog keeps dimensions off them).
+    /// The slot of a named parameter ([`API_PARAMS`]), `None` for a dimension filter.
     pub(crate) fn named_mut(&mut self, name: &str) -> Option<&mut Option<String>> {
-        Some(match name {
-            "from" => &mut self.from,
-            "to" => &mut self.to,
-            "tz" => &mut self.tz,
-            "interval" => &mut self.interval,
-            "group_by" => &mut self.group_by,
-            "limit" => &mut self.limit,
-            _ => return None,
-        })
-    }
-
-    /// Whether `name` is a parameter of the API (or its `metric`), so no dimension may take it.
-    pub(crate) fn is_reserved(name: &str) -> bool {
-        name == "metric" || QueryParams::default().named_mut(name).is_some()
+        let i = API_PARAMS.iter().position(|p| *p == name)?;
+        // In the order of API_PARAMS (a test holds them together).
+        let slots = [
+            &mut self.from,
+            &mut self.to,
+            &mut self.tz,
+            &mut self.interval,
+            &mut self.group_by,
+            &mut self.limit,
+        ];
+        slots.into_iter().nth(i)
     }
 }
 
@@ -621,6 +617,17 @@ fn merge_periods(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_api_parameter_fills_its_own_field() {
+        let mut p = QueryParams::default();
+        for name in API_PARAMS {
+            *p.named_mut(name).expect("a named parameter") = Some(name.to_string());
+        }
+        let got = [p.from, p.to, p.tz, p.interval, p.group_by, p.limit];
+        assert_eq!(got.map(Option::unwrap), API_PARAMS.map(String::from));
+        assert!(QueryParams::default().named_mut("country").is_none());
+    }
 
     #[test]
     fn change_rate_matches_the_contract() {

@@ -52,10 +52,7 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 fn sdk(e: impl std::error::Error) -> StoreError {
-    StoreError::Backend(format!(
-        "dynamodb: {}",
-        crate::runtime::sdk_error::error_chain(&e)
-    ))
+    StoreError::Backend(format!("dynamodb: {}", crate::sdk_error::error_chain(&e)))
 }
 
 fn series_pk(metric: &str, grain: Grain, dims: &Dims) -> String {

@@ -134,10 +134,10 @@ pub async fn send_ndjson(
             {
                 Ok(out) => out,
                 Err(e) if attempt < MAX_ATTEMPTS => {
-                    tracing::warn!(error = %crate::runtime::sdk_error::error_chain(&e), "SendMessageBatch failed; retrying");
+                    tracing::warn!(error = %crate::sdk_error::error_chain(&e), "SendMessageBatch failed; retrying");
                     continue;
                 }
-                Err(e) => return Err(SendError::Sqs(crate::runtime::sdk_error::error_chain(&e))),
+                Err(e) => return Err(SendError::Sqs(crate::sdk_error::error_chain(&e))),
             };
             let failed: std::collections::HashSet<&str> =
                 out.failed().iter().map(|f| f.id()).collect();

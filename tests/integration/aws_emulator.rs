@@ -101,6 +101,18 @@ async fn assert_same_numbers(store: Arc<dyn PeriodStore>, reference: &Local) {
     }
 }
 
+/// Rolls the lake up into a new DynamoDB table and checks its numbers against local mode's on the
+/// same lines.
+async fn assert_rollup_equals_local(storage: Storage, ndjson: &[u8]) {
+    let store: Arc<dyn PeriodStore> = Arc::new(moto::dynamo_store(&moto::unique("periods")).await);
+    rollup_for(storage, store.clone())
+        .run_touched(None)
+        .await
+        .unwrap();
+    let (_dir, reference) = local_reference(ndjson).await;
+    assert_same_numbers(store, &reference).await;
+}
+
 /// Receives everything on the queue, as the event source mapping would, in batches of up to 10.
 async fn receive_all(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<SqsEvent> {
     let mut batches = Vec::new();
@@ -334,14 +346,8 @@ async fn failed_s3_writes_are_redelivered_and_nothing_is_lost_or_counted_twice()
         "faults were injected and reported as batch item failures"
     );
 
-    let store: Arc<dyn PeriodStore> = Arc::new(moto::dynamo_store(&moto::unique("periods")).await);
     flaky.enabled.store(false, Ordering::SeqCst);
-    rollup_for(storage, store.clone())
-        .run_touched(None)
-        .await
-        .unwrap();
-    let (_dir, reference) = local_reference(&ndjson).await;
-    assert_same_numbers(store, &reference).await;
+    assert_rollup_equals_local(storage, &ndjson).await;
 }
 
 #[tokio::test]
@@ -360,13 +366,7 @@ async fn the_same_batch_delivered_twice_changes_nothing() {
             .batch_item_failures
             .is_empty());
     }
-    let store: Arc<dyn PeriodStore> = Arc::new(moto::dynamo_store(&moto::unique("periods")).await);
-    rollup_for(storage, store.clone())
-        .run_touched(None)
-        .await
-        .unwrap();
-    let (_dir, reference) = local_reference(&ndjson).await;
-    assert_same_numbers(store, &reference).await;
+    assert_rollup_equals_local(storage, &ndjson).await;
 }
 
 #[tokio::test]
