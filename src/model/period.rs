@@ -158,6 +158,16 @@ pub(crate) fn next_week(tz: Tz, week_start: DateTime<Utc>) -> DateTime<Utc> {
     local_midnight(tz, local_date(tz, week_start) + Duration::days(7))
 }
 
+/// The start of the `grain` period of `tz` that holds `t`.
+pub(crate) fn period_floor(grain: Grain, tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
+    match grain {
+        Grain::Hour => floor_hour(t),
+        Grain::Day => day_start(tz, t),
+        Grain::Month => month_start(tz, t),
+        Grain::All => ALL_TIME_START,
+    }
+}
+
 pub(crate) fn period_end(grain: Grain, tz: Tz, start: DateTime<Utc>) -> DateTime<Utc> {
     match grain {
         Grain::Hour => start + Duration::hours(1),

@@ -422,7 +422,11 @@ impl Rollup {
             (Some(state), _) => state,
             (None, Some(starts)) => period_state::merged(storage, name, finer, starts).await?,
             (None, None) => {
-                let every = period_state::starts::<S>(storage, name, finer).await?;
+                // Only periods of the current reporting zone: states built before a change of
+                // zone keep their old starts and would be counted twice.
+                let tz = self.reporting_tz;
+                let mut every = period_state::starts::<S>(storage, name, finer).await?;
+                every.retain(|t| period::period_floor(finer, tz, *t) == *t);
                 period_state::merged(storage, name, finer, &every).await?
             }
         };

@@ -849,3 +849,32 @@ async fn a_store_rolled_up_without_sum_states_asks_for_one_full_rollup() {
     );
     s.local.rollup().run_touched(None).await.unwrap();
 }
+
+#[tokio::test]
+async fn after_a_change_of_reporting_zone_a_full_rollup_counts_every_event_once() {
+    let s = setup(Tz::UTC).await;
+    let seoul: Tz = "Asia/Seoul".parse().unwrap();
+    let local = Local::open(&s.local.data_dir, Catalog::builtin(), seoul).unwrap();
+    assert!(
+        local.rollup().run_touched(None).await.is_err(),
+        "a new zone is refused until a full rollup"
+    );
+    local.rollup().run_full(None, None, None).await.unwrap();
+    let svc = local.query_service(QueryOptions::default());
+    let everything = (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
+    for m in METRICS {
+        let r = svc
+            .query(
+                &params(m, "2026-08-24", "2026-08-26", None, None, &[]),
+                utc(2026, 9, 1, 0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.tz, "Asia/Seoul");
+        assert_eq!(
+            r.total,
+            s.oracle.value(m, everything, &[]),
+            "{m}: the all-time total holds each event once, not once per zone built"
+        );
+    }
+}
