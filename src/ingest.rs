@@ -56,8 +56,8 @@ struct Written {
 async fn write_batch(storage: &Storage, sources: &[Parsed<'_>]) -> Written {
     let mut failed = vec![false; sources.len()];
     let mut first_error = None;
-    let mut fail = |error: StorageError, which: &mut dyn Iterator<Item = usize>| {
-        which.for_each(|i| failed[i] = true);
+    let mut fail = |error: StorageError, which: &[usize]| {
+        which.iter().for_each(|i| failed[*i] = true);
         first_error.get_or_insert(error);
     };
     // An event sent twice in one batch is written once (the first copy: the one the rollup would
@@ -84,7 +84,7 @@ async fn write_batch(storage: &Storage, sources: &[Parsed<'_>]) -> Written {
             Ok(path) => written.push((hour, path, from)),
             Err(e) => {
                 tracing::warn!(%hour, error = %e, "writing events failed; their sources will be retried");
-                fail(e, &mut from.into_iter());
+                fail(e, &from);
             }
         }
     }
@@ -99,7 +99,7 @@ async fn write_batch(storage: &Storage, sources: &[Parsed<'_>]) -> Written {
             let with_rejects: Vec<usize> = (0..sources.len())
                 .filter(|i| !sources[*i].rejected.is_empty())
                 .collect();
-            fail(e, &mut with_rejects.into_iter());
+            fail(e, &with_rejects);
         }
     }
     for (hour, path, from) in &written {
@@ -110,7 +110,7 @@ async fn write_batch(storage: &Storage, sources: &[Parsed<'_>]) -> Written {
             Ok(()) => summary.hours_touched.push(*hour),
             Err(e) => {
                 tracing::warn!(%hour, error = %e, "marking the hour failed; its sources will be retried");
-                fail(e, &mut from.iter().copied());
+                fail(e, from);
             }
         }
     }
