@@ -17,6 +17,7 @@ demo:
 ## moto emulator). Clippy is `make lint` (CI runs both): it checks every dependency a second time, in check mode.
 test: $(VENV)/bin/moto_server infra-check
 	$(CARGO) fmt --all -- --check
+	python3 tests/same_build.py
 	VENV=$(VENV) tests/support/with-moto.sh $(CARGO) test --workspace --no-fail-fast
 
 ## Benchmarks beside DuckDB on the same data (bench/run.py): prints every figure and writes bench/RESULTS.md.
