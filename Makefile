@@ -7,25 +7,33 @@ ADDR ?= 127.0.0.1:8080
 
 VENV ?= .venv
 
-.PHONY: demo test bench package infra-check fmt lint sql-check clean-demo
+.PHONY: demo test bench package infra-check fmt lint sql-check clean-demo console browser
 
 ## Generate 30 days of realistic events, ingest, roll up, print a sample answer, serve the API on $(ADDR).
-demo:
+demo: console
 	$(CARGO) run --quiet -- --data $(DATA) demo --days $(DAYS) --addr $(ADDR)
 
 ## Run every test (infra checks, format, unit, end-to-end against the oracle, API, CLI, contracts, AWS over the
-## moto emulator). Clippy is `make lint` (CI runs both): it checks every dependency a second time, in check mode.
-test: $(VENV)/bin/moto_server infra-check
+## moto emulator, the admin console in headless Chromium). Clippy is `make lint` (CI runs both): it checks every dependency a second time, in check mode.
+test: console $(VENV)/bin/moto_server infra-check browser
 	$(CARGO) fmt --all -- --check
 	python3 tests/same_build.py
 	VENV=$(VENV) tests/support/with-moto.sh $(CARGO) test --workspace --no-fail-fast
+	TALLY_BIN="$$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/tally" \
+		$(VENV)/bin/python tests/console/test_console.py
+
+## The console's browser test: Debian's chromium and chromium-driver, selenium in the virtualenv.
+browser: $(VENV)/bin/moto_server
+	tests/support/install-browser.sh
+	$(VENV)/bin/python -c 'import selenium' 2>/dev/null || \
+		$(VENV)/bin/pip install --quiet --disable-pip-version-check 'selenium>=4.25,<5'
 
 ## Benchmarks beside DuckDB on the same data (bench/run.py): prints every figure and writes bench/RESULTS.md.
 ## The data set (10.5M events, 35 days) is generated once into bench/data/; make package brings the zips up to date.
 ## Measures the release build the zips ship. BENCH_PROFILE=profiling (Cargo.toml) builds without LTO and keeps
 ## symbols for perf.
 BENCH_PROFILE ?= release
-bench: $(VENV)/bin/moto_server
+bench: console $(VENV)/bin/moto_server
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'duckdb>=1.1,<2'
 	$(CARGO) build --profile $(BENCH_PROFILE) --workspace --bins
 	BENCH_PROFILE=$(BENCH_PROFILE) VENV=$(VENV) tests/support/with-moto.sh $(VENV)/bin/python bench/run.py $(BENCH_ARGS)
@@ -34,6 +42,12 @@ bench: $(VENV)/bin/moto_server
 $(VENV)/bin/moto_server:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6'
+
+## The admin console's npm packages, pinned by console/package-lock.json: uPlot (built into the binary)
+## and axe-core (the browser test's accessibility scan).
+console: console/node_modules/.package-lock.json
+console/node_modules/.package-lock.json: console/package-lock.json
+	npm ci --prefix console --no-audit --no-fund --loglevel=error
 
 ## Static checks of infra/ (no terraform binary or providers needed): checkov with 0 failed checks, and
 ## tests/infra_consistency.py proving the Terraform agrees with the code and docs/aws.md.
@@ -46,7 +60,7 @@ $(VENV)/bin/checkov: $(VENV)/bin/moto_server
 
 ## Build the three Lambda functions for arm64 (provided.al2023) into target/lambda/<function>/bootstrap.zip
 ## (in the checkout even when CARGO_TARGET_DIR points elsewhere; infra/ and the bench look there).
-package: $(VENV)/bin/cargo-lambda
+package: console $(VENV)/bin/cargo-lambda
 	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/cargo-lambda lambda build --release --arm64 --output-format zip \
 		--lambda-dir target/lambda --package tally-ingest --package tally-rollup --package tally-api
@@ -57,7 +71,7 @@ $(VENV)/bin/cargo-lambda:
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda ziglang
 
 ## Plan every metric in sql/ against the event schema.
-sql-check:
+sql-check: console
 	$(CARGO) run --quiet -- --sql sql sql check
 
 fmt:

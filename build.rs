@@ -1,7 +1,17 @@
-//! Embeds the metric definitions in `sql/` so every binary (CLI and Lambdas) carries the same catalog.
+//! Embeds the metric definitions in `sql/` so every binary (CLI and Lambdas) carries the same catalog,
+//! and checks that the admin console's chart library (an npm package, pinned in `console/`) is there
+//! to be built in.
 use std::{env, fs, path::Path};
 
 fn main() {
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("console/node_modules/uplot/dist");
+    println!("cargo:rerun-if-changed={}", chart.display());
+    if !chart.join("uPlot.iife.min.js").exists() {
+        panic!(
+            "the admin console's chart library is not installed: run `make console` \
+             (npm ci in console/; make demo, make test and make package do it for you)"
+        );
+    }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = fs::read_dir(&dir)

@@ -1,6 +1,13 @@
-# HTTP API with a JWT authorizer in front of the api function.
+# HTTP API with a JWT authorizer in front of the api function. The function also serves the admin
+# console (the page and its assets, public; the numbers behind it need the JWT), so the console and
+# the API share one origin: no CORS, no second bucket or distribution.
 locals {
-  api_routes = ["GET /health", "GET /v1/metrics", "GET /v1/metrics/{name}"]
+  public_routes = ["GET /health", "GET /", "GET /console/{file}"]
+  jwt_routes = [
+    "GET /v1/metrics",
+    "GET /v1/metrics/{name}",
+    "GET /v1/metrics/{name}/dimensions/{dimension}",
+  ]
 }
 
 resource "aws_apigatewayv2_api" "api" {
@@ -35,13 +42,13 @@ resource "aws_apigatewayv2_integration" "api" {
 }
 
 resource "aws_apigatewayv2_route" "api" {
-  #checkov:skip=CKV_AWS_309:GET /health is the public liveness probe; every /v1 route uses the JWT authorizer
-  for_each           = toset(local.api_routes)
+  #checkov:skip=CKV_AWS_309:the liveness probe and the console's static page and assets are public; every /v1 route uses the JWT authorizer
+  for_each           = toset(concat(local.public_routes, local.jwt_routes))
   api_id             = aws_apigatewayv2_api.api.id
   route_key          = each.value
   target             = "integrations/${aws_apigatewayv2_integration.api.id}"
-  authorization_type = each.value == "GET /health" ? "NONE" : "JWT"
-  authorizer_id      = each.value == "GET /health" ? null : aws_apigatewayv2_authorizer.jwt.id
+  authorization_type = contains(local.public_routes, each.value) ? "NONE" : "JWT"
+  authorizer_id      = contains(local.public_routes, each.value) ? null : aws_apigatewayv2_authorizer.jwt.id
 }
 
 resource "aws_cloudwatch_log_group" "api_access" {

@@ -26,6 +26,10 @@ locals {
         TALLY_TABLE        = aws_dynamodb_table.periods.name
         TALLY_REPORTING_TZ = var.reporting_tz
         TALLY_CORS_ORIGIN  = var.cors_origin
+        # The console's sign-in (authorization code with PKCE); empty leaves it asking for a token.
+        TALLY_OIDC_AUTHORIZE_URL = var.console_oidc_authorize_url
+        TALLY_OIDC_TOKEN_URL     = var.console_oidc_token_url
+        TALLY_OIDC_CLIENT_ID     = var.console_oidc_client_id
       }
     }
   }

@@ -152,6 +152,24 @@ variable "jwt_audience" {
   type        = list(string)
 }
 
+variable "console_oidc_authorize_url" {
+  description = "The admin console signs in here (the OIDC provider's authorization endpoint, e.g. https://<domain>.auth.<region>.amazoncognito.com/oauth2/authorize); empty: the console asks for a token."
+  type        = string
+  default     = ""
+}
+
+variable "console_oidc_token_url" {
+  description = "The OIDC provider's token endpoint (e.g. https://<domain>.auth.<region>.amazoncognito.com/oauth2/token)."
+  type        = string
+  default     = ""
+}
+
+variable "console_oidc_client_id" {
+  description = "The console's public client id at the provider (no secret; one of jwt_audience). Its callback URL is the API's URL with a trailing slash."
+  type        = string
+  default     = ""
+}
+
 variable "cors_origin" {
   description = "Origin of the admin front end, e.g. https://admin.example.com."
   type        = string

@@ -15,7 +15,7 @@ use tally::rollup::Catalog;
 use tally::rollup::{run_job, Job};
 use tally::runtime::parse_reporting_tz;
 use tally::runtime::Local;
-use tally::serve::{self, ApiOptions, CorsOrigin};
+use tally::serve::{self, ApiOptions, CorsOrigin, SignIn};
 use tally::serve::{QueryOptions, QueryParams, DEFAULT_MAX_RANGE_DAYS};
 use tally::tools::demo::{self, DemoSpec};
 
@@ -83,8 +83,11 @@ enum Command {
         group_by: Option<String>,
         #[arg(long)]
         limit: Option<String>,
+        /// previous_period (the default) or previous_year.
+        #[arg(long)]
+        compare: Option<String>,
     },
-    /// Serve the metrics API.
+    /// Serve the metrics API and the admin console (http://ADDR/).
     Serve(ServeArgs),
     /// Send NDJSON events (files, or standard input) to an SQS queue, several events per message.
     Send {
@@ -144,6 +147,19 @@ struct ServeArgs {
     /// Longest range a query may ask for, in days.
     #[arg(long, env = "TALLY_MAX_RANGE_DAYS", default_value_t = DEFAULT_MAX_RANGE_DAYS)]
     max_range_days: i64,
+    /// The console signs admins in with this OpenID Connect authorization endpoint (with the
+    /// token URL and client id; authorization code with PKCE).
+    #[arg(long, env = "TALLY_OIDC_AUTHORIZE_URL")]
+    oidc_authorize_url: Option<String>,
+    /// The provider's token endpoint.
+    #[arg(long, env = "TALLY_OIDC_TOKEN_URL")]
+    oidc_token_url: Option<String>,
+    /// The console's client id at the provider.
+    #[arg(long, env = "TALLY_OIDC_CLIENT_ID")]
+    oidc_client_id: Option<String>,
+    /// Scopes to ask for (space-separated); openid by default.
+    #[arg(long, env = "TALLY_OIDC_SCOPE")]
+    oidc_scope: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -230,6 +246,7 @@ async fn main() -> Result<()> {
             filters,
             group_by,
             limit,
+            compare,
         } => {
             let mut parsed = Vec::new();
             for f in filters {
@@ -246,6 +263,7 @@ async fn main() -> Result<()> {
                 interval,
                 group_by,
                 limit,
+                compare,
                 filters: parsed,
             };
             let service = local.query_service(QueryOptions::default());
@@ -327,20 +345,31 @@ async fn serve(local: &Local, args: ServeArgs) -> Result<()> {
         ..QueryOptions::default()
     };
     let service = Arc::new(local.query_service(options));
+    let sign_in = SignIn::from_settings(
+        args.oidc_authorize_url,
+        args.oidc_token_url,
+        args.oidc_client_id,
+        args.oidc_scope,
+        [
+            "--oidc-authorize-url",
+            "--oidc-token-url",
+            "--oidc-client-id",
+        ],
+    )
+    .map_err(|(name, message)| anyhow::anyhow!("{name}: {message}"))?;
     let app = serve::router(
         service,
         ApiOptions {
             token: args.token,
             cors_origin: args.cors_origin,
+            sign_in,
         },
     );
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
-    eprintln!(
-        "tally API on http://{}  (try /v1/metrics)",
-        listener.local_addr()?
-    );
+    let addr = listener.local_addr()?;
+    eprintln!("tally console on http://{addr}/  (the API: http://{addr}/v1/metrics)");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             tokio::signal::ctrl_c().await.ok();

@@ -77,15 +77,21 @@ def readme_functions():
     return out
 
 
+ROUTE = re.compile(r'\.route\(\s*"([^"]+)",\s*get\(')
+
+
 def router_routes():
+    """(public routes, routes behind the token) of the router: http.rs's /v1 block needs the token;
+    its other routes and the console's (console.rs) are public."""
     with open(os.path.join(ROOT, "src", "serve", "http.rs")) as f:
         text = f.read()
+    with open(os.path.join(ROOT, "src", "serve", "console.rs")) as f:
+        console = f.read()
     v1_block = text[text.index("let v1 = Router::new()") :]
     v1_block = v1_block[: v1_block.index(";")]
-    v1 = re.findall(r'\.route\("([^"]+)", get\(', v1_block)
-    rest = text.replace(v1_block, "")
-    top = re.findall(r'\.route\("([^"]+)", get\(', rest)
-    return {f"GET {p}" for p in top} | {f"GET /v1{p}" for p in v1}
+    v1 = ROUTE.findall(v1_block)
+    top = ROUTE.findall(text.replace(v1_block, "")) + ROUTE.findall(console)
+    return {f"GET {p}" for p in top}, {f"GET /v1{p}" for p in v1}
 
 
 def jobs():
@@ -162,9 +168,11 @@ def problems(infra):
     for job in sorted(jobs() - ON_DEMAND_JOBS - scheduled):
         found.append(f"rollup job {job!r} has no schedule")
 
-    routes = set(local(tf, "api_routes"))
-    if routes != router_routes():
-        found.append(f"API Gateway routes {sorted(routes)} differ from the router's {sorted(router_routes())}")
+    public, private = router_routes()
+    if set(local(tf, "jwt_routes")) != private:
+        found.append(f"API Gateway routes behind the JWT {sorted(local(tf, 'jwt_routes'))} differ from the router's /v1 routes {sorted(private)}")
+    if set(local(tf, "public_routes")) != public:
+        found.append(f"API Gateway routes without the JWT {sorted(local(tf, 'public_routes'))} differ from the router's public ones {sorted(public)}")
     published = {(ns, metric, fn) for (_, ns, metric, fn) in published_metrics()}
     for name, alarm in local(tf, "alarms").items():
         alarm = unwrap(alarm)

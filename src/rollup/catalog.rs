@@ -20,7 +20,9 @@ include!(concat!(env!("OUT_DIR"), "/builtin_sql.rs"));
 
 /// The metrics API's named query parameters (the HTTP layer reads these; every other parameter is
 /// a dimension filter), so no dimension may take one of these names, nor `metric`.
-pub(crate) const API_PARAMS: [&str; 6] = ["from", "to", "tz", "interval", "group_by", "limit"];
+pub(crate) const API_PARAMS: [&str; 7] = [
+    "from", "to", "tz", "interval", "group_by", "limit", "compare",
+];
 /// Every subset of the dimensions is stored, so their number is kept small.
 pub(crate) const MAX_DIMENSIONS: usize = 4;
 

@@ -19,7 +19,7 @@ use crate::rollup::catalog::Catalog;
 use crate::rollup::Rollup;
 use crate::runtime::config::{optional_env, parse_reporting_tz, required_env, ConfigError};
 use crate::serve::query::{QueryOptions, DEFAULT_MAX_RANGE_DAYS};
-use crate::serve::ApiOptions;
+use crate::serve::{ApiOptions, SignIn};
 use crate::store::DynamoStore;
 
 /// Loads the shared AWS SDK configuration (region, credentials, `AWS_ENDPOINT_URL`).
@@ -137,6 +137,7 @@ impl ApiEnv {
             api: ApiOptions {
                 token: optional_env("TALLY_API_TOKEN"),
                 cors_origin,
+                sign_in: console_sign_in()?,
             },
         })
     }
@@ -145,6 +146,25 @@ impl ApiEnv {
         DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &self.table)
     }
 }
+
+/// The console's sign-in: `TALLY_OIDC_AUTHORIZE_URL`, `TALLY_OIDC_TOKEN_URL`, `TALLY_OIDC_CLIENT_ID`
+/// (all or none) and `TALLY_OIDC_SCOPE`.
+pub fn console_sign_in() -> Result<Option<SignIn>, ConfigError> {
+    SignIn::from_settings(
+        optional_env(SIGN_IN_SETTINGS[0]),
+        optional_env(SIGN_IN_SETTINGS[1]),
+        optional_env(SIGN_IN_SETTINGS[2]),
+        optional_env("TALLY_OIDC_SCOPE"),
+        SIGN_IN_SETTINGS,
+    )
+    .map_err(|(name, message)| ConfigError { name, message })
+}
+
+const SIGN_IN_SETTINGS: [&str; 3] = [
+    "TALLY_OIDC_AUTHORIZE_URL",
+    "TALLY_OIDC_TOKEN_URL",
+    "TALLY_OIDC_CLIENT_ID",
+];
 
 fn reporting_tz() -> Result<Tz, ConfigError> {
     match optional_env("TALLY_REPORTING_TZ") {

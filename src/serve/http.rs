@@ -1,6 +1,9 @@
 //! The metrics HTTP API (axum): the same router serves `tally serve` and the API Lambda.
 //!
-//! `GET /health`, `GET /v1/metrics`, `GET /v1/metrics/{name}?from=&to=&tz=&interval=&group_by=&limit=&<dimension>=<value>`.
+//! `GET /health`, `GET /v1/metrics`,
+//! `GET /v1/metrics/{name}?from=&to=&tz=&interval=&group_by=&limit=&compare=&<dimension>=<value>`,
+//! `GET /v1/metrics/{name}/dimensions/{dimension}?from=&to=&tz=&limit=&<dimension>=<value>`, and the
+//! admin console at `/` (its assets under `/console/`, public: the data behind it needs the token).
 //! Errors are JSON `{"error": {"code", "message"}}`; input never yields a 500.
 
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::serve::console::{self, SignIn};
 use crate::serve::query::{QueryError, QueryParams, QueryService};
 
 /// Clock used for clipping, injectable for tests.
@@ -29,6 +33,8 @@ pub struct ApiOptions {
     pub token: Option<String>,
     /// Origin allowed by CORS; none sends no CORS headers.
     pub cors_origin: Option<CorsOrigin>,
+    /// The console's sign-in with an OpenID Connect provider; none asks for a token instead.
+    pub sign_in: Option<SignIn>,
 }
 
 /// The one origin CORS allows, checked when the setting is read: an origin that is not a valid
@@ -102,6 +108,9 @@ impl From<QueryError> for ApiError {
             QueryError::UnknownMetric(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_metric", e.to_string())
             }
+            QueryError::UnknownDimension { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_dimension", e.to_string())
+            }
             QueryError::BadParameter { .. } => {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_parameter", e.to_string())
             }
@@ -130,10 +139,15 @@ pub fn router_with_clock(service: Arc<QueryService>, options: ApiOptions, clock:
     let v1 = Router::new()
         .route("/metrics", get(list_metrics))
         .route("/metrics/{name}", get(get_metric))
+        .route(
+            "/metrics/{name}/dimensions/{dimension}",
+            get(get_dimension_values),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let mut app = Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .nest("/v1", v1)
+        .merge(console::routes(options.sign_in))
         .fallback(|method: Method, uri: axum::http::Uri| async move {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -201,9 +215,14 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
 }
 
 async fn list_metrics(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(
-        json!({"metrics": state.service.catalog().metrics().iter().map(|m| m.as_ref()).collect::<Vec<_>>()}),
-    )
+    let metrics: Vec<_> = state
+        .service
+        .catalog()
+        .metrics()
+        .iter()
+        .map(|m| m.as_ref())
+        .collect();
+    Json(json!({"reporting_tz": state.service.reporting_tz().name(), "metrics": metrics}))
 }
 
 async fn get_metric(
@@ -211,6 +230,28 @@ async fn get_metric(
     Path(name): Path<String>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let params = params_from_query(name, query)?;
+    let answer = state.service.query(&params, (state.clock)()).await?;
+    Ok(Json(answer).into_response())
+}
+
+async fn get_dimension_values(
+    State(state): State<AppState>,
+    Path((name, dimension)): Path<(String, String)>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let params = params_from_query(name, query)?;
+    let answer = state
+        .service
+        .dimension_values(&params, &dimension, (state.clock)())
+        .await?;
+    Ok(Json(answer).into_response())
+}
+
+fn params_from_query(
+    metric: String,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<QueryParams, ApiError> {
     let Query(pairs) = query.map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -218,9 +259,7 @@ async fn get_metric(
             format!("malformed query string: {e}"),
         )
     })?;
-    let params = params_from_pairs(name, pairs)?;
-    let answer = state.service.query(&params, (state.clock)()).await?;
-    Ok(Json(answer).into_response())
+    params_from_pairs(metric, pairs)
 }
 
 /// Splits query-string pairs into the named parameters and dimension filters.

@@ -1,11 +1,14 @@
 //! Answers for the admin dashboard: query semantics over stored period rows ([`QueryService`]) and
-//! the HTTP API that serves them ([`router`]), the same for `tally serve` and the api function.
+//! the HTTP API that serves them ([`router`]) with the admin console, the same for `tally serve` and
+//! the api function.
 
+mod console;
 mod http;
 pub(crate) mod query;
 
+pub use console::SignIn;
 pub use http::{router, router_with_clock, ApiOptions, Clock, CorsOrigin};
 pub use query::{
-    Group, Interval, MetricResponse, Point, QueryError, QueryOptions, QueryParams, QueryService,
-    TimeRange, DEFAULT_MAX_RANGE_DAYS,
+    Compare, DimensionValue, DimensionValues, Group, Interval, MetricResponse, Point, QueryError,
+    QueryOptions, QueryParams, QueryService, TimeRange, DEFAULT_MAX_RANGE_DAYS,
 };

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, Months, TimeZone, Utc};
 use chrono_tz::Tz;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -53,6 +53,7 @@ impl QueryParams {
             &mut self.interval,
             &mut self.group_by,
             &mut self.limit,
+            &mut self.compare,
         ];
         slots.into_iter().nth(i)
     }
@@ -68,6 +69,8 @@ pub struct QueryParams {
     pub interval: Option<String>,
     pub group_by: Option<String>,
     pub limit: Option<String>,
+    /// `previous_period` (the default) or `previous_year`.
+    pub compare: Option<String>,
     /// `dimension=value` filters, in the order given.
     pub filters: Vec<(String, String)>,
 }
@@ -76,6 +79,12 @@ pub struct QueryParams {
 pub enum QueryError {
     #[error("unknown metric `{0}`")]
     UnknownMetric(String),
+    #[error("`{dimension}` is not a dimension of metric `{metric}` (dimensions: {dimensions})")]
+    UnknownDimension {
+        metric: String,
+        dimension: String,
+        dimensions: String,
+    },
     #[error("{message}")]
     BadParameter { param: String, message: String },
     #[error(transparent)]
@@ -145,12 +154,61 @@ impl Interval {
         }
     }
 
+    /// The range cut at this interval's boundaries in `tz` (the last piece may be shorter).
+    fn buckets(
+        self,
+        tz: Tz,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, QueryError> {
+        let mut buckets = Vec::new();
+        let mut t = from;
+        while t < to {
+            let end = self.next_boundary(tz, t).min(to);
+            if !period::whole_hour_offset(tz, end) {
+                return Err(bad(
+                    "tz",
+                    format!(
+                        "{} is not a whole number of hours from UTC within the range",
+                        tz.name()
+                    ),
+                ));
+            }
+            buckets.push((t, end));
+            t = end;
+        }
+        Ok(buckets)
+    }
+
     fn next_boundary(self, tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
         match self {
             Interval::Hour => period::floor_hour(t) + Duration::hours(1),
             Interval::Day => period::next_day(tz, period::day_start(tz, t)),
             Interval::Week => period::next_week(tz, period::week_start(tz, t)),
             Interval::Month => period::next_month(tz, period::month_start(tz, t)),
+        }
+    }
+}
+
+/// What the range is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compare {
+    /// The equal-length range ending where the range starts.
+    #[default]
+    PreviousPeriod,
+    /// The same calendar range a year earlier (29 February maps to 28 February).
+    PreviousYear,
+}
+
+impl Compare {
+    fn parse(s: &str) -> Result<Compare, QueryError> {
+        match s {
+            "previous_period" => Ok(Compare::PreviousPeriod),
+            "previous_year" => Ok(Compare::PreviousYear),
+            _ => Err(bad(
+                "compare",
+                format!("compare must be previous_period or previous_year, got {s:?}"),
+            )),
         }
     }
 }
@@ -207,6 +265,8 @@ pub struct MetricResponse {
     pub unit: String,
     pub tz: String,
     pub range: TimeRange,
+    /// What `previous_range` is: the period before, or the same range a year earlier.
+    pub compare: Compare,
     pub previous_range: TimeRange,
     /// True when the range reached past the last complete hour and both ranges were cut to the elapsed length.
     pub clipped: bool,
@@ -219,6 +279,8 @@ pub struct MetricResponse {
     pub change_rate: Option<f64>,
     pub interval: Interval,
     pub series: Vec<Point>,
+    /// The previous range at the same interval, for drawing beside `series` point by point.
+    pub previous_series: Vec<Point>,
     pub approximate: bool,
     pub as_of: Option<String>,
     pub filters: BTreeMap<String, String>,
@@ -226,6 +288,28 @@ pub struct MetricResponse {
     pub group_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub groups: Option<Vec<Group>>,
+}
+
+/// The values of one dimension in a range, largest first (`GET /v1/metrics/{name}/dimensions/{dimension}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DimensionValues {
+    pub metric: String,
+    pub dimension: String,
+    pub tz: String,
+    pub range: TimeRange,
+    pub filters: BTreeMap<String, String>,
+    pub values: Vec<DimensionValue>,
+    pub approximate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DimensionValue {
+    /// The dimension's value (null where events had none).
+    pub value: Option<String>,
+    /// The metric over the range for this value.
+    #[serde(with = "exact_number")]
+    pub total: Decimal,
+    pub approximate: bool,
 }
 
 /// `(current - previous) / previous × 100`, null when previous is 0.
@@ -245,8 +329,10 @@ struct Plan {
     current: (DateTime<Utc>, DateTime<Utc>),
     previous: (DateTime<Utc>, DateTime<Utc>),
     clipped: bool,
+    compare: Compare,
     interval: Interval,
     buckets: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    previous_buckets: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     filters: BTreeMap<String, String>,
     group_by: Option<String>,
     limit: usize,
@@ -269,6 +355,22 @@ fn parse_time(param: &str, text: &str, tz: Tz) -> Result<DateTime<Utc>, QueryErr
 
 fn is_local_midnight(tz: Tz, t: DateTime<Utc>) -> bool {
     period::day_start(tz, t) == t
+}
+
+/// The same wall-clock time in `tz` a year earlier (29 February becomes 28 February; a time that
+/// did not exist that day, inside a daylight-saving gap, moves to the hour after the gap).
+fn year_before(tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
+    let local = t.with_timezone(&tz).naive_local();
+    let target = local
+        .checked_sub_months(Months::new(12))
+        .expect("a year before a supported time exists");
+    let mut probe = target;
+    loop {
+        if let Some(t) = tz.from_local_datetime(&probe).earliest() {
+            return t.with_timezone(&Utc);
+        }
+        probe += Duration::hours(1);
+    }
 }
 
 fn fmt_time(t: DateTime<Utc>, tz: Tz) -> String {
@@ -296,6 +398,11 @@ impl QueryService {
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The zone days and months are stored in; a query without `tz` answers in it.
+    pub fn reporting_tz(&self) -> Tz {
+        self.options.reporting_tz
     }
 
     fn plan(&self, p: &QueryParams, now: DateTime<Utc>) -> Result<Plan, QueryError> {
@@ -345,12 +452,20 @@ impl QueryService {
             }
         }
 
-        // The previous range: same number of calendar days when the range is whole days, else same length.
-        let prev_from = if is_local_midnight(tz, from) && is_local_midnight(tz, to) {
-            let days = (period::local_date(tz, to) - period::local_date(tz, from)).num_days();
-            period::local_midnight(tz, period::local_date(tz, from) - Duration::days(days))
-        } else {
-            from - (to - from)
+        let compare = match p.compare.as_deref() {
+            None | Some("") => Compare::default(),
+            Some(c) => Compare::parse(c)?,
+        };
+        let whole_days = is_local_midnight(tz, from) && is_local_midnight(tz, to);
+        let (prev_from, prev_to) = match compare {
+            // Same number of calendar days when the range is whole days, else the same length.
+            Compare::PreviousPeriod if whole_days => {
+                let days = (period::local_date(tz, to) - period::local_date(tz, from)).num_days();
+                let start = period::local_date(tz, from) - Duration::days(days);
+                (period::local_midnight(tz, start), from)
+            }
+            Compare::PreviousPeriod => (from - (to - from), from),
+            Compare::PreviousYear => (year_before(tz, from), year_before(tz, to)),
         };
         // Clip both ranges to the elapsed length when the range reaches past the last complete hour.
         let last_complete = period::floor_hour(now);
@@ -362,7 +477,7 @@ impl QueryService {
                 true,
             )
         } else {
-            ((from, to), (prev_from, from), false)
+            ((from, to), (prev_from, prev_to), false)
         };
 
         let interval = match p.interval.as_deref() {
@@ -374,22 +489,8 @@ impl QueryService {
         if approx_points > self.options.max_points {
             return Err(bad("interval", format!("interval={} over this range gives more than {} points; choose a longer interval", interval.as_str(), self.options.max_points)));
         }
-        let mut buckets = Vec::new();
-        let mut t = current.0;
-        while t < current.1 {
-            let end = interval.next_boundary(tz, t).min(current.1);
-            if !period::whole_hour_offset(tz, end) {
-                return Err(bad(
-                    "tz",
-                    format!(
-                        "{} is not a whole number of hours from UTC within the range",
-                        tz.name()
-                    ),
-                ));
-            }
-            buckets.push((t, end));
-            t = end;
-        }
+        let buckets = interval.buckets(tz, current)?;
+        let previous_buckets = interval.buckets(tz, previous)?;
 
         let mut filters = BTreeMap::new();
         for (k, v) in &p.filters {
@@ -445,8 +546,10 @@ impl QueryService {
             current,
             previous,
             clipped,
+            compare,
             interval,
             buckets,
+            previous_buckets,
             filters,
             group_by,
             limit,
@@ -470,6 +573,7 @@ impl QueryService {
         let ranges: Vec<(DateTime<Utc>, DateTime<Utc>)> = [plan.current, plan.previous]
             .into_iter()
             .chain(plan.buckets.iter().copied())
+            .chain(plan.previous_buckets.iter().copied())
             .collect();
         let parts: Vec<Vec<Period>> = ranges
             .iter()
@@ -490,15 +594,21 @@ impl QueryService {
         let current = merge_periods(&parts[0], &rows)?;
         let previous = merge_periods(&parts[1], &rows)?;
         let mut approximate = current.approximate || previous.approximate;
-        let mut series = Vec::with_capacity(plan.buckets.len());
-        for (bucket, periods) in plan.buckets.iter().zip(&parts[2..]) {
-            let v = merge_periods(periods, &rows)?;
-            approximate |= v.approximate;
-            series.push(Point {
-                start: fmt_time(bucket.0, plan.tz),
-                value: v.value,
-            });
-        }
+        let (bucket_parts, previous_bucket_parts) = parts[2..].split_at(plan.buckets.len());
+        let mut series_of = |buckets: &[(DateTime<Utc>, DateTime<Utc>)], parts: &[Vec<Period>]| {
+            let mut series = Vec::with_capacity(buckets.len());
+            for (bucket, periods) in buckets.iter().zip(parts) {
+                let v = merge_periods(periods, &rows)?;
+                approximate |= v.approximate;
+                series.push(Point {
+                    start: fmt_time(bucket.0, plan.tz),
+                    value: v.value,
+                });
+            }
+            Ok::<_, QueryError>(series)
+        };
+        let series = series_of(&plan.buckets, bucket_parts)?;
+        let previous_series = series_of(&plan.previous_buckets, previous_bucket_parts)?;
 
         let total = merge_periods(&[all_time], &rows)?;
         approximate |= total.approximate;
@@ -519,6 +629,7 @@ impl QueryService {
                 from: fmt_time(plan.current.0, plan.tz),
                 to: fmt_time(plan.current.1, plan.tz),
             },
+            compare: plan.compare,
             previous_range: TimeRange {
                 from: fmt_time(plan.previous.0, plan.tz),
                 to: fmt_time(plan.previous.1, plan.tz),
@@ -530,11 +641,75 @@ impl QueryService {
             change_rate: change_rate(current.value, previous.value),
             interval: plan.interval,
             series,
+            previous_series,
             approximate,
             as_of: fetched.meta.get(META_AS_OF).cloned(),
             filters: plan.filters.clone(),
             group_by: plan.group_by.clone(),
             groups,
+        })
+    }
+
+    /// The values of one dimension seen in the range (a non-zero value there), largest first, at
+    /// most `limit`: what a filter on that dimension can pick. Other filters apply; `group_by` and
+    /// `compare` do not.
+    pub async fn dimension_values(
+        &self,
+        p: &QueryParams,
+        dimension: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DimensionValues, QueryError> {
+        for (param, given) in [("group_by", &p.group_by), ("compare", &p.compare)] {
+            if given.is_some() {
+                return Err(bad(
+                    param,
+                    format!("{param} is not a parameter of a dimension's values"),
+                ));
+            }
+        }
+        let def = self
+            .catalog
+            .get(&p.metric)
+            .ok_or_else(|| QueryError::UnknownMetric(p.metric.clone()))?;
+        if !def.dimensions.iter().any(|d| d == dimension) {
+            return Err(QueryError::UnknownDimension {
+                metric: def.name.clone(),
+                dimension: dimension.to_string(),
+                dimensions: def.dimensions.join(", "),
+            });
+        }
+        let mut p = p.clone();
+        p.group_by = Some(dimension.to_string());
+        let plan = self.plan(&p, now)?;
+        let parts = [period::decompose(
+            plan.current.0,
+            plan.current.1,
+            self.options.reporting_tz,
+        )];
+        let mut values: Vec<DimensionValue> = self
+            .group_values(&plan, dimension, &parts)
+            .await?
+            .into_iter()
+            .map(|(value, v)| DimensionValue {
+                value,
+                total: v[0].value,
+                approximate: v[0].approximate,
+            })
+            .filter(|v| !v.total.is_zero())
+            .collect();
+        values.sort_by(|a, b| b.total.cmp(&a.total).then(a.value.cmp(&b.value)));
+        values.truncate(plan.limit);
+        Ok(DimensionValues {
+            metric: plan.def.name.clone(),
+            dimension: dimension.to_string(),
+            tz: plan.tz.name().to_string(),
+            range: TimeRange {
+                from: fmt_time(plan.current.0, plan.tz),
+                to: fmt_time(plan.current.1, plan.tz),
+            },
+            filters: plan.filters.clone(),
+            approximate: values.iter().any(|v| v.approximate),
+            values,
         })
     }
 
@@ -544,6 +719,37 @@ impl QueryService {
         by: &str,
         parts: &[Vec<Period>],
     ) -> Result<Vec<Group>, QueryError> {
+        let mut out: Vec<Group> = self
+            .group_values(plan, by, parts)
+            .await?
+            .into_iter()
+            .map(|(group, v)| Group {
+                group,
+                current_total: v[0].value,
+                previous_total: v[1].value,
+                change_rate: change_rate(v[0].value, v[1].value),
+                approximate: v[0].approximate || v[1].approximate,
+            })
+            .collect();
+        out.retain(|g| !(g.current_total.is_zero() && g.previous_total.is_zero()));
+        out.sort_by(|a, b| {
+            b.current_total
+                .cmp(&a.current_total)
+                .then(b.previous_total.cmp(&a.previous_total))
+                .then(a.group.cmp(&b.group))
+        });
+        out.truncate(plan.limit);
+        Ok(out)
+    }
+
+    /// Each value of dimension `by` (under the plan's filters) with its value over each of `parts`
+    /// (the periods of one range each), read from the dimension-set index.
+    async fn group_values(
+        &self,
+        plan: &Plan,
+        by: &str,
+        parts: &[Vec<Period>],
+    ) -> Result<Vec<(Option<String>, Vec<RangeValue>)>, QueryError> {
         let set = dim_set_key(
             plan.filters
                 .keys()
@@ -576,29 +782,16 @@ impl QueryService {
                 }
             }
         }
-        let mut out = Vec::new();
-        for (key, rows) in by_group {
-            let mut values = Vec::with_capacity(2);
-            for periods in parts {
-                values.push(merge_periods(periods, &rows)?);
-            }
-            out.push(Group {
-                group: key,
-                current_total: values[0].value,
-                previous_total: values[1].value,
-                change_rate: change_rate(values[0].value, values[1].value),
-                approximate: values[0].approximate || values[1].approximate,
-            });
-        }
-        out.retain(|g| !(g.current_total.is_zero() && g.previous_total.is_zero()));
-        out.sort_by(|a, b| {
-            b.current_total
-                .cmp(&a.current_total)
-                .then(b.previous_total.cmp(&a.previous_total))
-                .then(a.group.cmp(&b.group))
-        });
-        out.truncate(plan.limit);
-        Ok(out)
+        by_group
+            .into_iter()
+            .map(|(key, rows)| {
+                let values = parts
+                    .iter()
+                    .map(|periods| merge_periods(periods, &rows))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((key, values))
+            })
+            .collect()
     }
 }
 
@@ -624,9 +817,32 @@ mod tests {
         for name in API_PARAMS {
             *p.named_mut(name).expect("a named parameter") = Some(name.to_string());
         }
-        let got = [p.from, p.to, p.tz, p.interval, p.group_by, p.limit];
+        let got = [
+            p.from, p.to, p.tz, p.interval, p.group_by, p.limit, p.compare,
+        ];
         assert_eq!(got.map(Option::unwrap), API_PARAMS.map(String::from));
         assert!(QueryParams::default().named_mut("country").is_none());
+    }
+
+    #[test]
+    fn a_year_before_keeps_the_wall_clock_and_clamps_leap_days() {
+        let utc = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(
+            year_before(Tz::UTC, utc("2028-02-29T00:00:00Z")),
+            utc("2027-02-28T00:00:00Z")
+        );
+        let seoul: Tz = "Asia/Seoul".parse().unwrap();
+        // Midnight in Seoul stays midnight in Seoul.
+        assert_eq!(
+            year_before(seoul, utc("2026-08-23T15:00:00Z")),
+            utc("2025-08-23T15:00:00Z")
+        );
+        // 02:00 on 30 March 2025 did not exist in Berlin (clocks went 02:00 -> 03:00 that night).
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        assert_eq!(
+            year_before(berlin, utc("2026-03-30T00:00:00Z")),
+            utc("2025-03-30T01:00:00Z")
+        );
     }
 
     #[test]

@@ -153,6 +153,7 @@ async fn http_carries_the_library_answer_exactly() {
         interval: Some("day".into()),
         group_by: Some("item_id".into()),
         limit: Some("5".into()),
+        compare: None,
         filters: vec![],
     };
     let direct = a
@@ -245,6 +246,26 @@ async fn every_bad_parameter_is_a_400_with_a_message() {
             "/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&country=KR&country=US",
             "more than once",
         ),
+        (
+            "/v1/metrics/sign_ins?from=2026-08-25&to=2026-08-26&compare=last_decade",
+            "compare must be previous_period or previous_year",
+        ),
+        (
+            "/v1/metrics/sign_ins/dimensions/country?from=2026-08-25&to=2026-08-26&group_by=browser",
+            "group_by is not a parameter",
+        ),
+        (
+            "/v1/metrics/sign_ins/dimensions/country?from=2026-08-25&to=2026-08-26&compare=previous_year",
+            "compare is not a parameter",
+        ),
+        (
+            "/v1/metrics/sign_ins/dimensions/country?to=2026-08-26",
+            "from is required",
+        ),
+        (
+            "/v1/metrics/sign_ins/dimensions/country?from=2026-08-25&to=2026-08-26&limit=5000",
+            "limit must be",
+        ),
     ];
     for (uri, want) in cases {
         let (status, body) = get(&app, uri).await;
@@ -271,6 +292,28 @@ async fn unknown_metric_route_and_method() {
         .as_str()
         .unwrap()
         .contains("nosuch"));
+    let (status, body) = get(
+        &app,
+        "/v1/metrics/sign_ins/dimensions/item_id?from=2026-08-25&to=2026-08-26",
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_dimension"))
+    );
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("dimensions: country, browser"));
+    let (status, body) = get(
+        &app,
+        "/v1/metrics/nosuch/dimensions/country?from=2026-08-25&to=2026-08-26",
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_metric"))
+    );
     let (status, body) = get(&app, "/v2/elsewhere").await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -290,7 +333,7 @@ async fn the_token_guards_v1_only() {
     let a = api().await;
     let app = a.router(ApiOptions {
         token: Some("s3cret".into()),
-        cors_origin: None,
+        ..ApiOptions::default()
     });
     let uri = "/v1/metrics/visitors?from=2026-08-25&to=2026-08-26";
     let (status, headers, body) = send(&app, Request::get(uri).body(Body::empty()).unwrap()).await;
@@ -333,6 +376,118 @@ async fn the_token_guards_v1_only() {
         StatusCode::OK,
         "health needs no token"
     );
+    let (status, _, _) = send(
+        &app,
+        Request::get("/v1/metrics/sign_ins/dimensions/country?from=2026-08-25&to=2026-08-26")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "dimension values need the token"
+    );
+    let (status, _, page) = send(&app, Request::get("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "the console page needs no token");
+    assert!(page.contains("API token"), "the page can ask for the token");
+}
+
+#[tokio::test]
+async fn the_console_is_served_from_the_binary() {
+    let a = api().await;
+    let app = a.router(ApiOptions::default());
+    for (uri, content_type, needle) in [
+        ("/", "text/html; charset=utf-8", "<title>tally"),
+        (
+            "/console/app.js",
+            "text/javascript; charset=utf-8",
+            "/v1/metrics",
+        ),
+        ("/console/app.css", "text/css; charset=utf-8", ".cards"),
+        (
+            "/console/uPlot.min.js",
+            "text/javascript; charset=utf-8",
+            "uPlot",
+        ),
+        (
+            "/console/uPlot.min.css",
+            "text/css; charset=utf-8",
+            ".uplot",
+        ),
+    ] {
+        let (status, headers, body) =
+            send(&app, Request::get(uri).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        assert_eq!(headers["content-type"], content_type, "{uri}");
+        assert!(body.contains(needle), "{uri} lacks {needle:?}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'self'"), "{uri}: {csp}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{uri}");
+    }
+    // The page loads nothing from elsewhere: every script and style it names is served here.
+    let (_, _, page) = send(&app, Request::get("/").body(Body::empty()).unwrap()).await;
+    for attr in ["src=\"", "href=\""] {
+        for link in page.split(attr).skip(1).map(|s| &s[..s.find('"').unwrap()]) {
+            if link.starts_with('#') {
+                continue;
+            }
+            assert!(link.starts_with('/'), "{link} is not on this origin");
+            let (status, _, _) = send(&app, Request::get(link).body(Body::empty()).unwrap()).await;
+            assert_eq!(status, StatusCode::OK, "{link}");
+        }
+    }
+    let (status, headers, body) = send(
+        &app,
+        Request::get("/console/config.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(
+        body, r#"{"sign_in":null}"#,
+        "no sign-in configured: the console asks for a token"
+    );
+
+    // With sign-in, the page learns the provider's endpoints and may call its token endpoint.
+    let app = a.router(ApiOptions {
+        sign_in: tally::serve::SignIn::from_settings(
+            Some("https://auth.example.com/oauth2/authorize".into()),
+            Some("https://auth.example.com/oauth2/token".into()),
+            Some("console-client".into()),
+            None,
+            ["authorize", "token", "client"],
+        )
+        .unwrap(),
+        ..ApiOptions::default()
+    });
+    let (_, headers, body) = send(
+        &app,
+        Request::get("/console/config.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let config: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(config["sign_in"]["client_id"], "console-client");
+    assert_eq!(config["sign_in"]["scope"], "openid");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("connect-src 'self' https://auth.example.com;"),
+        "{csp}"
+    );
+
+    let (status, _, body) = send(
+        &app,
+        Request::get("/console/secrets.txt")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("no such console file"));
 }
 
 #[tokio::test]
@@ -341,6 +496,7 @@ async fn cors_allows_the_configured_origin() {
     let app = a.router(ApiOptions {
         token: Some("t".into()),
         cors_origin: Some("https://admin.example.com".parse().unwrap()),
+        ..ApiOptions::default()
     });
     let preflight = Request::options("/v1/metrics")
         .header("origin", "https://admin.example.com")

@@ -2,9 +2,9 @@
 //! offsets) are ingested into a real directory, rolled up into a real SQLite store, and every shipped
 //! metric is checked against a straightforward recomputation from the raw lines.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use tally::ingest;
@@ -29,14 +29,19 @@ fn received() -> DateTime<Utc> {
 }
 
 fn deliveries() -> Vec<Vec<u8>> {
+    deliveries_ending(end(), 7)
+}
+
+/// Four days of traffic before `end`, with more duplicates, late and malformed lines than usual.
+fn deliveries_ending(end: DateTime<Utc>, seed: u64) -> Vec<Vec<u8>> {
     let spec = DemoSpec {
         events_per_day: 3000,
         users: 500,
-        seed: 7,
+        seed,
         duplicate_rate: 0.03,
         late_rate: 0.03,
         malformed_rate: 0.01,
-        ..DemoSpec::new(4, end())
+        ..DemoSpec::new(4, end)
     };
     let mut out = Vec::new();
     demo::generate(&spec, |_, bytes| out.push(bytes));
@@ -50,11 +55,15 @@ struct Setup {
 }
 
 async fn setup(reporting_tz: Tz) -> Setup {
+    setup_from(reporting_tz, deliveries()).await
+}
+
+async fn setup_from(reporting_tz: Tz, deliveries: Vec<Vec<u8>>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let local = Local::open(dir.path(), Catalog::builtin(), reporting_tz).unwrap();
     let mut oracle = Oracle::default();
     let mut rejected = 0;
-    for d in deliveries() {
+    for d in deliveries {
         let summary = ingest::ingest_ndjson(&local.storage, &d[..], received())
             .await
             .unwrap();
@@ -71,9 +80,14 @@ async fn setup(reporting_tz: Tz) -> Setup {
         "the generated traffic has duplicates"
     );
     let report = local.rollup().run_touched(None).await.unwrap();
+    let event_hours: BTreeSet<DateTime<Utc>> = oracle
+        .events
+        .iter()
+        .map(|e| e.at.duration_trunc(Duration::hours(1)).unwrap())
+        .collect();
     assert_eq!(
         report.hours_recomputed.len(),
-        4 * 24,
+        event_hours.len(),
         "every hour with events is rolled up"
     );
     Setup {
@@ -876,5 +890,212 @@ async fn after_a_change_of_reporting_zone_a_full_rollup_counts_every_event_once(
             s.oracle.value(m, everything, &[]),
             "{m}: the all-time total holds each event once, not once per zone built"
         );
+    }
+}
+
+/// The series of the comparison range, point by point, against the oracle.
+fn check_previous_series(
+    o: &Oracle,
+    r: &MetricResponse,
+    buckets: &[DateTime<Utc>],
+    end: DateTime<Utc>,
+    filters: &[(&str, &str)],
+) {
+    let m = r.metric.as_str();
+    let tz: Tz = r.tz.parse().unwrap();
+    let starts: Vec<String> = r.previous_series.iter().map(|p| p.start.clone()).collect();
+    let want: Vec<String> = buckets
+        .iter()
+        .map(|t| t.with_timezone(&tz).to_rfc3339())
+        .collect();
+    assert_eq!(starts, want, "{m} previous_series buckets");
+    let mut bounds = buckets.to_vec();
+    bounds.push(end);
+    for (i, p) in r.previous_series.iter().enumerate() {
+        assert_value(
+            &format!("{m} previous_series[{i}] {}", p.start),
+            m,
+            p.value,
+            o.value(m, (bounds[i], bounds[i + 1]), filters),
+            r.approximate,
+        );
+    }
+}
+
+#[tokio::test]
+async fn compare_with_the_previous_year_matches_the_oracle_a_year_earlier() {
+    let mut traffic = deliveries();
+    traffic.extend(deliveries_ending(utc(2025, 8, 27, 6), 8));
+    let s = setup_from(Tz::UTC, traffic).await;
+    let svc = service(&s);
+    let seoul: Tz = "Asia/Seoul".parse().unwrap();
+    let year = |d: u32| NaiveDate::from_ymd_opt(2025, 8, d).unwrap();
+    for m in METRICS {
+        for filters in [vec![], vec![("country", "KR")]] {
+            if m == "content_views" && !filters.is_empty() {
+                continue; // not split by country
+            }
+            // Whole days in Seoul: the same local dates a year earlier.
+            let mut p = params(
+                m,
+                "2026-08-24",
+                "2026-08-27",
+                Some("Asia/Seoul"),
+                Some("day"),
+                &filters,
+            );
+            p.compare = Some("previous_year".into());
+            let r = svc.query(&p, utc(2026, 9, 1, 0)).await.unwrap();
+            assert_eq!(r.compare, tally::serve::Compare::PreviousYear);
+            let days = local_days(seoul, date(24), date(27));
+            let last_year = local_days(seoul, year(24), year(27));
+            let end = local_days(seoul, year(27), year(28))[0];
+            check(
+                &s.oracle,
+                &r,
+                (days[0], local_days(seoul, date(27), date(28))[0]),
+                (last_year[0], end),
+                &days,
+                &filters,
+            );
+            assert!(
+                !r.previous_total.is_zero(),
+                "{m}: a year earlier has data, so the check is not vacuous"
+            );
+            check_previous_series(&s.oracle, &r, &last_year, end, &filters);
+
+            // A range still open: both sides cut to the elapsed hours, a year apart.
+            let now = utc(2026, 8, 26, 10);
+            let mut p = params(
+                m,
+                "2026-08-26T00:00:00Z",
+                "2026-08-27T00:00:00Z",
+                None,
+                Some("hour"),
+                &filters,
+            );
+            p.compare = Some("previous_year".into());
+            let r = svc.query(&p, now).await.unwrap();
+            assert!(r.clipped);
+            let prev = (utc(2025, 8, 26, 0), utc(2025, 8, 26, 10));
+            check(
+                &s.oracle,
+                &r,
+                (utc(2026, 8, 26, 0), now),
+                prev,
+                &hours(utc(2026, 8, 26, 0), now),
+                &filters,
+            );
+            check_previous_series(&s.oracle, &r, &hours(prev.0, prev.1), prev.1, &filters);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_previous_period_series_matches_the_oracle() {
+    let s = setup(Tz::UTC).await;
+    let svc = service(&s);
+    for m in METRICS {
+        let r = svc
+            .query(
+                &params(
+                    m,
+                    "2026-08-25T12:00:00Z",
+                    "2026-08-26T18:00:00Z",
+                    None,
+                    Some("hour"),
+                    &[],
+                ),
+                utc(2026, 9, 1, 0),
+            )
+            .await
+            .unwrap();
+        let prev = (utc(2026, 8, 24, 6), utc(2026, 8, 25, 12));
+        check(
+            &s.oracle,
+            &r,
+            (utc(2026, 8, 25, 12), utc(2026, 8, 26, 18)),
+            prev,
+            &hours(utc(2026, 8, 25, 12), utc(2026, 8, 26, 18)),
+            &[],
+        );
+        check_previous_series(&s.oracle, &r, &hours(prev.0, prev.1), prev.1, &[]);
+    }
+}
+
+#[tokio::test]
+async fn dimension_values_match_the_oracle_largest_first() {
+    let s = setup(Tz::UTC).await;
+    let svc = service(&s);
+    let now = utc(2026, 9, 1, 0);
+    let seoul: Tz = "Asia/Seoul".parse().unwrap();
+    for (m, dim, filters, tz, limit) in [
+        ("sign_ins", "country", vec![], None, None),
+        (
+            "sign_ins",
+            "browser",
+            vec![("country", "KR")],
+            Some("Asia/Seoul"),
+            None,
+        ),
+        (
+            "revenue",
+            "item_id",
+            vec![("country", "US")],
+            None,
+            Some("3"),
+        ),
+        (
+            "content_views",
+            "content_id",
+            vec![],
+            Some("Asia/Seoul"),
+            Some("20"),
+        ),
+        (
+            "purchases",
+            "country",
+            vec![("item_id", "item-pro")],
+            None,
+            None,
+        ),
+    ] {
+        let mut p = params(m, "2026-08-24", "2026-08-26", tz, None, &filters);
+        p.limit = limit.map(Into::into);
+        let r = svc.dimension_values(&p, dim, now).await.unwrap();
+        let window = match tz {
+            None => (utc(2026, 8, 24, 0), utc(2026, 8, 26, 0)),
+            Some(_) => {
+                let d = local_days(seoul, date(24), date(26));
+                (d[0], d[1] + Duration::days(1))
+            }
+        };
+        let mut want: Vec<(Decimal, String)> = s
+            .oracle
+            .groups(m, dim, window, &filters)
+            .into_iter()
+            .map(|(k, v)| (v, k))
+            .collect();
+        // Largest first, ties by value name.
+        want.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        want.truncate(limit.map_or(10, |l| l.parse().unwrap()));
+        assert!(
+            want.len() >= 2,
+            "{m} by {dim}: the check sees several values"
+        );
+        let got: Vec<(Decimal, String)> = r
+            .values
+            .iter()
+            .map(|v| {
+                (
+                    v.total,
+                    v.value
+                        .clone()
+                        .expect("generated events carry the dimension"),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{m} values of {dim} with {filters:?}");
+        assert!(!r.approximate);
     }
 }

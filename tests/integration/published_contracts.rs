@@ -55,7 +55,9 @@ async fn openapi_describes_the_router_routes_and_response_fields() {
     let paths = doc["paths"].as_object().unwrap();
     assert!(!paths.is_empty());
     for (path, operations) in paths {
-        let concrete = path.replace("{name}", "visitors");
+        let concrete = path
+            .replace("{name}", "visitors")
+            .replace("{dimension}", "country");
         for method in operations.as_object().unwrap().keys() {
             let status = status_of(&method.to_uppercase(), &concrete).await;
             assert!(
@@ -70,7 +72,8 @@ async fn openapi_describes_the_router_routes_and_response_fields() {
     // them from the router's source.
     let source =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/serve/http.rs")).unwrap();
-    for route in source.split(".route(\"").skip(1) {
+    for route in source.split(".route(").skip(1) {
+        let route = route.trim_start().trim_start_matches('"');
         let route = &route[..route.find('"').unwrap()];
         let full = if route == "/health" {
             route.to_string()
@@ -96,6 +99,7 @@ async fn openapi_describes_the_router_routes_and_response_fields() {
             from: "a".into(),
             to: "b".into(),
         },
+        compare: tally::serve::Compare::PreviousPeriod,
         previous_range: tally::serve::TimeRange {
             from: "a".into(),
             to: "b".into(),
@@ -107,6 +111,7 @@ async fn openapi_describes_the_router_routes_and_response_fields() {
         change_rate: None,
         interval: tally::serve::Interval::Day,
         series: vec![],
+        previous_series: vec![],
         approximate: false,
         as_of: None,
         filters: Default::default(),

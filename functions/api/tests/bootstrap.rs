@@ -40,3 +40,30 @@ async fn bootstrap_answers_a_bad_parameter_with_400() {
     let out = runtime_api::invoke(env!("CARGO_BIN_EXE_tally-api"), &env, &event).await;
     assert_eq!(out.body["statusCode"], 400, "{}", out.body);
 }
+
+#[tokio::test]
+async fn bootstrap_serves_the_console_and_its_script() {
+    let table = moto::unique("fn-api-console");
+    moto::dynamo_store(&table).await;
+    let mut env = runtime_api::aws_env(&moto::endpoint());
+    env.push(("TALLY_TABLE", table));
+    for (path, content_type, needle) in [
+        ("/", "text/html; charset=utf-8", "<title>tally"),
+        (
+            "/console/uPlot.min.js",
+            "text/javascript; charset=utf-8",
+            "uPlot",
+        ),
+    ] {
+        let event = runtime_api::fixture("api-gateway-v2-request.json")
+            .replace("/v1/metrics/revenue", path)
+            .replace("from=2026-08-24&to=2026-08-27&country=KR", "");
+        let out = runtime_api::invoke(env!("CARGO_BIN_EXE_tally-api"), &env, &event).await;
+        assert_eq!(out.body["statusCode"], 200, "{path}: {}", out.body);
+        assert_eq!(out.body["headers"]["content-type"], content_type, "{path}");
+        assert!(
+            out.body["body"].as_str().unwrap().contains(needle),
+            "{path} lacks {needle:?}"
+        );
+    }
+}
