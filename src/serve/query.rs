@@ -16,6 +16,9 @@ use crate::model::period::{self, DateOrTime, Grain, Period};
 use crate::rollup::catalog::{Catalog, MetricDef, API_PARAMS};
 use crate::store::{PeriodStore, StoreError, META_AS_OF};
 
+/// A half-open UTC time range `[from, to)`.
+type Span = (DateTime<Utc>, DateTime<Utc>);
+
 /// Limits and defaults of the query service.
 /// The longest range a query may ask for, in days, unless `TALLY_MAX_RANGE_DAYS` says otherwise.
 pub const DEFAULT_MAX_RANGE_DAYS: i64 = 1100;
@@ -155,11 +158,7 @@ impl Interval {
     }
 
     /// The range cut at this interval's boundaries in `tz` (the last piece may be shorter).
-    fn buckets(
-        self,
-        tz: Tz,
-        (from, to): (DateTime<Utc>, DateTime<Utc>),
-    ) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, QueryError> {
+    fn buckets(self, tz: Tz, (from, to): Span) -> Result<Vec<Span>, QueryError> {
         let mut buckets = Vec::new();
         let mut t = from;
         while t < to {
@@ -326,13 +325,13 @@ pub(crate) fn change_rate(current: Decimal, previous: Decimal) -> Option<f64> {
 struct Plan {
     def: Arc<MetricDef>,
     tz: Tz,
-    current: (DateTime<Utc>, DateTime<Utc>),
-    previous: (DateTime<Utc>, DateTime<Utc>),
+    current: Span,
+    previous: Span,
     clipped: bool,
     compare: Compare,
     interval: Interval,
-    buckets: Vec<(DateTime<Utc>, DateTime<Utc>)>,
-    previous_buckets: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    buckets: Vec<Span>,
+    previous_buckets: Vec<Span>,
     filters: BTreeMap<String, String>,
     group_by: Option<String>,
     limit: usize,
@@ -570,7 +569,7 @@ impl QueryService {
             .map(|(k, v)| (k.clone(), Some(v.clone())))
             .collect();
 
-        let ranges: Vec<(DateTime<Utc>, DateTime<Utc>)> = [plan.current, plan.previous]
+        let ranges: Vec<Span> = [plan.current, plan.previous]
             .into_iter()
             .chain(plan.buckets.iter().copied())
             .chain(plan.previous_buckets.iter().copied())
@@ -595,7 +594,7 @@ impl QueryService {
         let previous = merge_periods(&parts[1], &rows)?;
         let mut approximate = current.approximate || previous.approximate;
         let (bucket_parts, previous_bucket_parts) = parts[2..].split_at(plan.buckets.len());
-        let mut series_of = |buckets: &[(DateTime<Utc>, DateTime<Utc>)], parts: &[Vec<Period>]| {
+        let mut series_of = |buckets: &[Span], parts: &[Vec<Period>]| {
             let mut series = Vec::with_capacity(buckets.len());
             for (bucket, periods) in buckets.iter().zip(parts) {
                 let v = merge_periods(periods, &rows)?;
