@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::lake::{content_hash, Storage, StorageError};
-use crate::model::event::{parse_ndjson, Event, Parsed};
+use crate::model::event::{parse_ndjson, Event, Parsed, Receipt};
 use crate::model::period::floor_hour;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
@@ -155,8 +155,9 @@ pub const CHUNK_BYTES: usize = 32 * 1024 * 1024;
 pub async fn ingest_ndjson(
     storage: &Storage,
     mut reader: impl Read,
-    received_at: DateTime<Utc>,
+    receipt: impl Into<Receipt>,
 ) -> Result<IngestSummary, IngestError> {
+    let receipt = receipt.into();
     let mut summary = IngestSummary::default();
     let mut carry: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; CHUNK_BYTES];
@@ -173,11 +174,11 @@ pub async fn ingest_ndjson(
             continue;
         };
         let rest = carry.split_off(cut + 1);
-        summary.add(write_parsed(storage, &parse_ndjson(&carry, received_at)).await?);
+        summary.add(write_parsed(storage, &parse_ndjson(&carry, receipt)).await?);
         carry = rest;
     }
     if !carry.is_empty() {
-        summary.add(write_parsed(storage, &parse_ndjson(&carry, received_at)).await?);
+        summary.add(write_parsed(storage, &parse_ndjson(&carry, receipt)).await?);
     }
     Ok(summary)
 }
@@ -222,12 +223,13 @@ pub fn message_payload(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 pub async fn ingest_messages(
     storage: &Storage,
     messages: &[Message],
-    received_at: DateTime<Utc>,
+    receipt: impl Into<Receipt>,
 ) -> MessagesOutcome {
+    let receipt = receipt.into();
     let payloads: Vec<_> = messages.iter().map(|m| message_payload(&m.body)).collect();
     let parsed: Vec<Parsed> = payloads
         .iter()
-        .map(|p| crate::model::event::parse_message(p, received_at))
+        .map(|p| crate::model::event::parse_message(p, receipt))
         .collect();
     let written = write_batch(storage, &parsed).await;
     let failed = messages

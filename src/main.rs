@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use tally::ingest::{self, IngestSummary};
+use tally::model::{Receipt, DEFAULT_MAX_EVENT_AGE_DAYS};
 use tally::rollup::Catalog;
 use tally::rollup::{run_job, Job};
 use tally::runtime::parse_reporting_tz;
@@ -52,7 +53,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Ingest NDJSON events from files, or from standard input when none are given.
-    Ingest { files: Vec<PathBuf> },
+    Ingest {
+        files: Vec<PathBuf>,
+        /// Events that happened more than this many days before they arrive are quarantined.
+        #[arg(long, env = "TALLY_MAX_EVENT_AGE_DAYS", default_value_t = DEFAULT_MAX_EVENT_AGE_DAYS)]
+        max_event_age_days: i64,
+    },
     /// Recompute the hours touched since the last run, and their days and months.
     Rollup {
         /// Recompute every hour that has events (after changing a metric or the reporting zone).
@@ -229,7 +235,10 @@ async fn main() -> Result<()> {
     }
     let local = Local::open(&cli.data, catalog, reporting_tz)?;
     match cli.command {
-        Command::Ingest { files } => print_json(&ingest_files(&local, &files).await?),
+        Command::Ingest {
+            files,
+            max_event_age_days,
+        } => print_json(&ingest_files(&local, &files, max_event_age_days).await?),
         // The same jobs as the rollup function's schedule, without a deadline.
         Command::Rollup { full } => {
             print_json(&run_job(&local.rollup(), &Job::Rollup { full }, None).await?)
@@ -290,15 +299,22 @@ async fn main() -> Result<()> {
     }
 }
 
-async fn ingest_files(local: &Local, files: &[PathBuf]) -> Result<IngestSummary> {
+async fn ingest_files(
+    local: &Local,
+    files: &[PathBuf],
+    max_age_days: i64,
+) -> Result<IngestSummary> {
+    if max_age_days <= 0 {
+        bail!("--max-event-age-days must be a positive number of days, got {max_age_days}");
+    }
+    let receipt = || Receipt::new(Utc::now(), max_age_days);
     if files.is_empty() {
-        return Ok(
-            ingest::ingest_ndjson(&local.storage, std::io::stdin().lock(), Utc::now()).await?,
-        );
+        let stdin = std::io::stdin().lock();
+        return Ok(ingest::ingest_ndjson(&local.storage, stdin, receipt()).await?);
     }
     let mut summary = IngestSummary::default();
     for f in files {
-        summary.add(ingest_one(local, f).await?);
+        summary.add(ingest_one(local, f, receipt()).await?);
     }
     Ok(summary)
 }
@@ -419,7 +435,7 @@ async fn run_demo(local: &Local, days: u32, events_per_day: u32, seed: u64) -> R
     });
     let mut summary = IngestSummary::default();
     for (i, f) in files.iter().enumerate() {
-        summary.add(ingest_one(local, f).await?);
+        summary.add(ingest_one(local, f, Utc::now().into()).await?);
         eprint!(
             "\r[2/3] ingesting {}/{} files: {} accepted, {} rejected",
             i + 1,
@@ -458,7 +474,7 @@ async fn run_demo(local: &Local, days: u32, events_per_day: u32, seed: u64) -> R
     Ok(())
 }
 
-async fn ingest_one(local: &Local, f: &Path) -> Result<IngestSummary> {
+async fn ingest_one(local: &Local, f: &Path, receipt: Receipt) -> Result<IngestSummary> {
     let file = std::fs::File::open(f).with_context(|| format!("cannot open {}", f.display()))?;
-    Ok(ingest::ingest_ndjson(&local.storage, std::io::BufReader::new(file), Utc::now()).await?)
+    Ok(ingest::ingest_ndjson(&local.storage, std::io::BufReader::new(file), receipt).await?)
 }

@@ -17,6 +17,10 @@ use serde_json::value::RawValue;
 pub(crate) const MAX_EVENT_BYTES: usize = 64 * 1024;
 /// How far `occurred_at` may lie ahead of the time the event was received (clock skew allowance).
 pub(crate) const MAX_FUTURE_SKEW: Duration = Duration::minutes(5);
+/// How old an event may be when it arrives, unless `TALLY_MAX_EVENT_AGE_DAYS` says otherwise: old
+/// enough for any backfill, young enough to refuse a zero or garbage time (0001-01-01, 1970-01-01)
+/// that would become the lake's first hour.
+pub const DEFAULT_MAX_EVENT_AGE_DAYS: i64 = 3650;
 /// Decimal places kept for `price`; the Parquet column is DECIMAL(18, 6).
 pub(crate) const PRICE_SCALE: u32 = 6;
 /// Largest absolute price that fits DECIMAL(18, 6).
@@ -61,6 +65,27 @@ impl Event<'_> {
     }
 }
 
+/// When input arrived, and the oldest `occurred_at` accepted with it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Receipt {
+    pub at: DateTime<Utc>,
+    /// Events are accepted up to this many days before `at`.
+    pub max_age_days: i64,
+}
+
+impl Receipt {
+    pub fn new(at: DateTime<Utc>, max_age_days: i64) -> Receipt {
+        Receipt { at, max_age_days }
+    }
+}
+
+/// Received at this time, with the default horizon for old events.
+impl From<DateTime<Utc>> for Receipt {
+    fn from(at: DateTime<Utc>) -> Receipt {
+        Receipt::new(at, DEFAULT_MAX_EVENT_AGE_DAYS)
+    }
+}
+
 /// A piece of input that could not become an event, kept byte for byte with the reason.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejected {
@@ -92,7 +117,7 @@ impl<'a> Parsed<'a> {
 }
 
 /// Parses NDJSON: one event per line (a line may also hold a JSON array of events). Blank lines are skipped.
-pub(crate) fn parse_ndjson(input: &[u8], received_at: DateTime<Utc>) -> Parsed<'_> {
+pub(crate) fn parse_ndjson(input: &[u8], receipt: Receipt) -> Parsed<'_> {
     let mut parsed = Parsed::default();
     // One event per line, nearly always: growing the vector would copy every event parsed so far.
     parsed
@@ -100,39 +125,46 @@ pub(crate) fn parse_ndjson(input: &[u8], received_at: DateTime<Utc>) -> Parsed<'
         .reserve(memchr::memchr_iter(b'\n', input).count() + 1);
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', input).chain([input.len()]) {
-        let line = input[start..end].trim_ascii();
+        let line = without_bom(input[start..end].trim_ascii());
         start = end + 1;
         if !line.is_empty() {
-            parse_value_bytes(line, received_at, &mut parsed);
+            parse_value_bytes(line, receipt, &mut parsed);
         }
     }
     parsed
 }
 
 /// Parses one message body (an SQS record, say): one event object or a JSON array of events.
-pub(crate) fn parse_message(body: &[u8], received_at: DateTime<Utc>) -> Parsed<'_> {
+pub(crate) fn parse_message(body: &[u8], receipt: Receipt) -> Parsed<'_> {
     let mut parsed = Parsed::default();
-    let body = body.trim_ascii();
+    let body = without_bom(body.trim_ascii());
     if body.is_empty() {
-        parsed.reject(body, "empty message", received_at);
+        parsed.reject(body, "empty message", receipt.at);
     } else {
-        parse_value_bytes(body, received_at, &mut parsed);
+        parse_value_bytes(body, receipt, &mut parsed);
     }
     parsed
 }
 
-fn parse_value_bytes<'a>(raw: &'a [u8], received_at: DateTime<Utc>, out: &mut Parsed<'a>) {
+/// Editors on some systems start a UTF-8 file with a byte-order mark; it is not part of the JSON.
+/// Stripped at the start of every line, so files joined end to end keep every first event too.
+fn without_bom(line: &[u8]) -> &[u8] {
+    line.strip_prefix(b"\xEF\xBB\xBF")
+        .map_or(line, <[u8]>::trim_ascii_start)
+}
+
+fn parse_value_bytes<'a>(raw: &'a [u8], receipt: Receipt, out: &mut Parsed<'a>) {
     if raw.first() == Some(&b'[') {
         match serde_json::from_slice::<Vec<&RawValue>>(raw) {
             Ok(items) => {
                 for item in items {
-                    validate_one(item.get().as_bytes(), received_at, out);
+                    validate_one(item.get().as_bytes(), receipt, out);
                 }
             }
-            Err(e) => out.reject(raw, format!("not JSON: {e}"), received_at),
+            Err(e) => out.reject(raw, format!("not JSON: {e}"), receipt.at),
         }
     } else {
-        validate_one(raw, received_at, out);
+        validate_one(raw, receipt, out);
     }
 }
 
@@ -140,7 +172,8 @@ fn too_large(len: usize) -> String {
     format!("event is {len} bytes, over the limit of {MAX_EVENT_BYTES} bytes")
 }
 
-fn validate_one<'a>(raw: &'a [u8], received_at: DateTime<Utc>, out: &mut Parsed<'a>) {
+fn validate_one<'a>(raw: &'a [u8], receipt: Receipt, out: &mut Parsed<'a>) {
+    let received_at = receipt.at;
     if raw.len() > MAX_EVENT_BYTES {
         return out.reject(raw, too_large(raw.len()), received_at);
     }
@@ -159,20 +192,22 @@ fn validate_one<'a>(raw: &'a [u8], received_at: DateTime<Utc>, out: &mut Parsed<
             return out.reject(raw, reason, received_at);
         }
     };
-    match event_from_fields(fields, received_at) {
+    match event_from_fields(fields, receipt) {
         Ok(event) => out.events.push(event),
         Err(reason) => out.reject(raw, reason, received_at),
     }
 }
 
 /// A JSON object's fields borrowed from the input, each value still its raw JSON text: events are
-/// read without building a `serde_json::Value` tree (the ingest hot path). As in a JSON object read
-/// whole, the last of repeated keys wins.
+/// read without building a `serde_json::Value` tree (the ingest hot path). A key given twice is
+/// refused (JSON leaves it undefined, and readers disagree on which value wins).
 struct RawObject<'a> {
     /// The contract's fields, by [`slot`].
     known: [Option<&'a RawValue>; SLOTS],
     /// Every other field, in input order.
     others: Vec<(Cow<'a, str>, &'a RawValue)>,
+    /// The first key of the contract given twice.
+    repeated: Option<Cow<'a, str>>,
 }
 
 /// A string borrowed from the input when it has no escapes.
@@ -191,10 +226,15 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
                 let mut fields = RawObject {
                     known: [None; SLOTS],
                     others: Vec::new(),
+                    repeated: None,
                 };
                 while let Some((Text(k), v)) = map.next_entry::<Text<'de>, &'de RawValue>()? {
                     match slot(&k) {
-                        Some(i) => fields.known[i] = Some(v),
+                        Some(i) => {
+                            if fields.known[i].replace(v).is_some() && fields.repeated.is_none() {
+                                fields.repeated = Some(k);
+                            }
+                        }
                         None => fields.others.push((k, v)),
                     }
                 }
@@ -332,11 +372,20 @@ fn slot(name: &str) -> Option<usize> {
     }
 }
 
-fn event_from_fields(
-    fields: RawObject<'_>,
-    received_at: DateTime<Utc>,
-) -> Result<Event<'_>, String> {
-    let RawObject { known, others } = fields;
+fn repeated_key(key: &str) -> String {
+    format!("field `{key}` is given more than once")
+}
+
+fn event_from_fields(fields: RawObject<'_>, receipt: Receipt) -> Result<Event<'_>, String> {
+    let received_at = receipt.at;
+    let RawObject {
+        known,
+        others,
+        repeated,
+    } = fields;
+    if let Some(key) = repeated {
+        return Err(repeated_key(&key));
+    }
     let event_id = required(known[0], "event_id")?;
     let event_type = required(known[1], "event_type")?;
     let occurred_text = required(known[2], "occurred_at")?;
@@ -345,10 +394,17 @@ fn event_from_fields(
             format!("field `occurred_at` is not an RFC 3339 time ({e}): {occurred_text:?}")
         })?
         .with_timezone(&Utc);
+    // Reasons never quote the receipt time: a redelivered reject must read the same, so its
+    // quarantine file is overwritten rather than written again.
     if occurred_at > received_at + MAX_FUTURE_SKEW {
         return Err(format!(
-            "field `occurred_at` is more than 5 minutes in the future: {occurred_text} (received at {})",
-            received_at.to_rfc3339()
+            "field `occurred_at` is more than 5 minutes after the event was received: {occurred_text}"
+        ));
+    }
+    if occurred_at < received_at - Duration::days(receipt.max_age_days) {
+        return Err(format!(
+            "field `occurred_at` is more than {} days before the event was received (the horizon, TALLY_MAX_EVENT_AGE_DAYS): {occurred_text}",
+            receipt.max_age_days
         ));
     }
     let mut strings: [Option<Cow<str>>; 10] = Default::default();
@@ -361,7 +417,14 @@ fn event_from_fields(
     let attributes = if others.is_empty() {
         None
     } else {
-        let others: BTreeMap<Cow<str>, &RawValue> = others.into_iter().collect();
+        let mut by_key: BTreeMap<Cow<str>, &RawValue> = BTreeMap::new();
+        for (k, v) in others {
+            if by_key.contains_key(&k) {
+                return Err(repeated_key(&k));
+            }
+            by_key.insert(k, v);
+        }
+        let others = by_key;
         Some(serde_json::to_string(&others).map_err(|e| format!("attributes: {e}"))?)
     };
     Ok(Event {
@@ -387,7 +450,7 @@ mod tests {
     }
 
     fn one(line: &str) -> Result<Event<'_>, String> {
-        let mut p = parse_ndjson(line.as_bytes(), now());
+        let mut p = parse_ndjson(line.as_bytes(), now().into());
         match (p.events.pop(), p.rejected.pop()) {
             (Some(e), None) => Ok(e),
             (None, Some(r)) => Err(r.reason),
@@ -414,9 +477,9 @@ mod tests {
     }
 
     #[test]
-    fn whitespace_escapes_and_repeated_keys_read_as_json_says() {
+    fn whitespace_and_escapes_read_as_json_says() {
         let e = one(
-            r#"{ "event_id" : "e\"1" , "event_type":"a\u00e9", "occurred_at" : "2026-08-23T00:00:00Z", "price" : null , "quantity" : 3 , "user_id":"u1", "user_id" : "u2", "x" : [ 1 , 2 ] }"#,
+            r#"{ "event_id" : "e\"1" , "event_type":"a\u00e9", "occurred_at" : "2026-08-23T00:00:00Z", "price" : null , "quantity" : 3 , "user_id" : "u2", "x" : [ 1 , 2 ] }"#,
         )
         .unwrap();
         assert_eq!(e.event_id, "e\"1");
@@ -426,6 +489,34 @@ mod tests {
         assert_eq!(e.field("user_id"), Some("u2"));
         let attrs: Value = serde_json::from_str(e.attributes.as_deref().unwrap()).unwrap();
         assert_eq!(attrs, serde_json::json!({"x": [1, 2]}));
+    }
+
+    #[test]
+    fn a_byte_order_mark_starts_no_event_off() {
+        let line = r#"{"event_id":"e1","event_type":"x","occurred_at":"2026-08-23T00:00:00Z"}"#;
+        let input = format!("\u{feff}{line}\n\u{feff}{}\n", line.replace("e1", "e2"));
+        let p = parse_ndjson(input.as_bytes(), now().into());
+        assert_eq!(p.rejected, vec![]);
+        assert_eq!(p.events.len(), 2);
+        let body = format!("\u{feff}{line}");
+        assert_eq!(parse_message(body.as_bytes(), now().into()).events.len(), 1);
+    }
+
+    #[test]
+    fn the_horizon_for_old_events_is_configurable() {
+        let line = r#"{"event_id":"e","event_type":"x","occurred_at":"2026-07-01T00:00:00Z"}"#;
+        let p = parse_ndjson(line.as_bytes(), Receipt::new(now(), 30));
+        assert!(p.rejected[0].reason.contains("more than 30 days before"));
+        let p = parse_ndjson(line.as_bytes(), Receipt::new(now(), 60));
+        assert_eq!(p.events.len(), 1);
+    }
+
+    #[test]
+    fn a_reject_reads_the_same_whenever_it_is_received() {
+        let line = r#"{"event_id":"e","event_type":"x","occurred_at":"2999-01-01T00:00:00Z"}"#;
+        let first = parse_ndjson(line.as_bytes(), now().into());
+        let later = parse_ndjson(line.as_bytes(), (now() + Duration::hours(5)).into());
+        assert_eq!(first.rejected[0].reason, later.rejected[0].reason);
     }
 
     #[test]
@@ -455,7 +546,19 @@ mod tests {
             ),
             (
                 r#"{"event_id":"e","event_type":"x","occurred_at":"2026-08-23T12:06:00Z"}"#,
-                "more than 5 minutes in the future",
+                "more than 5 minutes after the event was received: 2026-08-23T12:06:00Z",
+            ),
+            (
+                r#"{"event_id":"e","event_type":"x","occurred_at":"0001-01-01T00:00:00Z"}"#,
+                "more than 3650 days before the event was received",
+            ),
+            (
+                r#"{"event_id":"e","event_type":"x","occurred_at":"2026-08-23T00:00:00Z","user_id":"a","user_id":"b"}"#,
+                "field `user_id` is given more than once",
+            ),
+            (
+                r#"{"event_id":"e","event_type":"x","occurred_at":"2026-08-23T00:00:00Z","coupon":1,"coupon":2}"#,
+                "field `coupon` is given more than once",
             ),
             (
                 r#"{"event_id":"e","event_type":"x","occurred_at":"2026-08-23T00:00:00Z","price":"abc"}"#,
@@ -505,7 +608,7 @@ mod tests {
             "{big}\n{}\n",
             r#"{"event_id":"ok","event_type":"x","occurred_at":"2026-08-23T00:00:00Z"}"#
         );
-        let p = parse_ndjson(input.as_bytes(), now());
+        let p = parse_ndjson(input.as_bytes(), now().into());
         assert_eq!(p.events.len(), 1);
         assert_eq!(p.rejected.len(), 1);
         assert!(p.rejected[0].reason.contains("over the limit"));
@@ -525,7 +628,7 @@ mod tests {
         let bad = b"{\"event_id\":\"caf\xe9\",\"event_type\":\"x\",\"occurred_at\":\"2026-08-23T00:00:00Z\"}";
         input.extend_from_slice(bad);
         input.extend_from_slice(format!("\n{}", ok("b")).as_bytes()); // no final newline
-        let p = parse_ndjson(&input, now());
+        let p = parse_ndjson(&input, now().into());
         let ids: Vec<_> = p.events.iter().map(|e| e.event_id.as_ref()).collect();
         assert_eq!(ids, ["a", "b"]);
         assert_eq!(p.rejected.len(), 1);
@@ -542,7 +645,7 @@ mod tests {
     #[test]
     fn a_message_may_hold_an_array_with_bad_elements() {
         let body = br#"[{"event_id":"a","event_type":"x","occurred_at":"2026-08-23T00:00:00Z"}, 3, {"event_id":"b"}]"#;
-        let p = parse_message(body, now());
+        let p = parse_message(body, now().into());
         assert_eq!(p.events.len(), 1);
         assert_eq!(p.rejected.len(), 2);
         assert_eq!(p.rejected[0].raw, b"3");

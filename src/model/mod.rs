@@ -9,6 +9,6 @@ pub(crate) mod measure;
 pub(crate) mod period;
 
 pub use dims::Dims;
-pub use event::STRING_FIELDS;
+pub use event::{Receipt, DEFAULT_MAX_EVENT_AGE_DAYS, STRING_FIELDS};
 pub use measure::Measure;
 pub use period::{day_start, floor_hour, DateOrTime, Grain, Period};

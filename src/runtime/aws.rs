@@ -15,9 +15,12 @@ use chrono_tz::Tz;
 use object_store::aws::AmazonS3Builder;
 
 use crate::lake::Storage;
+use crate::model::DEFAULT_MAX_EVENT_AGE_DAYS;
 use crate::rollup::catalog::Catalog;
 use crate::rollup::Rollup;
-use crate::runtime::config::{optional_env, parse_reporting_tz, required_env, ConfigError};
+use crate::runtime::config::{
+    optional_env, parse_reporting_tz, positive_days, required_env, ConfigError,
+};
 use crate::serve::query::{QueryOptions, DEFAULT_MAX_RANGE_DAYS};
 use crate::serve::{ApiOptions, SignIn};
 use crate::store::DynamoStore;
@@ -52,12 +55,18 @@ pub fn s3_storage(bucket: &str) -> Result<Storage, ConfigError> {
 #[derive(Debug, Clone)]
 pub struct IngestEnv {
     pub bucket: String,
+    /// Events older than this when they arrive are quarantined (`TALLY_MAX_EVENT_AGE_DAYS`).
+    pub max_event_age_days: i64,
 }
 
 impl IngestEnv {
     pub fn from_env() -> Result<IngestEnv, ConfigError> {
         Ok(IngestEnv {
             bucket: required_env("TALLY_BUCKET")?,
+            max_event_age_days: positive_days(
+                "TALLY_MAX_EVENT_AGE_DAYS",
+                DEFAULT_MAX_EVENT_AGE_DAYS,
+            )?,
         })
     }
 
@@ -107,18 +116,7 @@ pub struct ApiEnv {
 
 impl ApiEnv {
     pub fn from_env() -> Result<ApiEnv, ConfigError> {
-        let max_range_days = match optional_env("TALLY_MAX_RANGE_DAYS") {
-            None => DEFAULT_MAX_RANGE_DAYS,
-            Some(v) => v
-                .trim()
-                .parse()
-                .ok()
-                .filter(|d| *d > 0)
-                .ok_or_else(|| ConfigError {
-                    name: "TALLY_MAX_RANGE_DAYS".into(),
-                    message: format!("{v:?} is not a positive whole number of days"),
-                })?,
-        };
+        let max_range_days = positive_days("TALLY_MAX_RANGE_DAYS", DEFAULT_MAX_RANGE_DAYS)?;
         let cors_origin = optional_env("TALLY_CORS_ORIGIN")
             .map(|v| {
                 v.parse().map_err(|message| ConfigError {

@@ -44,6 +44,22 @@ pub(crate) fn required_env(name: &str) -> Result<String, ConfigError> {
     }
 }
 
+/// Reads an optional whole number of days, above zero; `default` when unset.
+pub(crate) fn positive_days(name: &str, default: i64) -> Result<i64, ConfigError> {
+    match optional_env(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|d| *d > 0)
+            .ok_or_else(|| ConfigError {
+                name: name.into(),
+                message: format!("{v:?} is not a positive whole number of days"),
+            }),
+    }
+}
+
 /// Reads an optional environment variable; empty counts as unset.
 pub(crate) fn optional_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())

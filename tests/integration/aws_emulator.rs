@@ -202,7 +202,7 @@ async fn deliver(
     for _round in 0..20 {
         let mut again = Vec::new();
         for batch in batches {
-            let response = tally_ingest_fn::handle(storage, batch.clone()).await;
+            let response = tally_ingest_fn::handle(storage, Utc::now().into(), batch.clone()).await;
             let failed: Vec<String> = response
                 .batch_item_failures
                 .iter()
@@ -357,14 +357,18 @@ async fn the_same_batch_delivered_twice_changes_nothing() {
     } = queued_traffic().await;
     let storage = moto::s3_storage(&moto::unique("twice"));
     for batch in &batches {
-        assert!(tally_ingest_fn::handle(&storage, batch.clone())
-            .await
-            .batch_item_failures
-            .is_empty());
-        assert!(tally_ingest_fn::handle(&storage, batch.clone())
-            .await
-            .batch_item_failures
-            .is_empty());
+        assert!(
+            tally_ingest_fn::handle(&storage, Utc::now().into(), batch.clone())
+                .await
+                .batch_item_failures
+                .is_empty()
+        );
+        assert!(
+            tally_ingest_fn::handle(&storage, Utc::now().into(), batch.clone())
+                .await
+                .batch_item_failures
+                .is_empty()
+        );
     }
     assert_rollup_equals_local(storage, &ndjson).await;
 }
@@ -383,7 +387,7 @@ async fn sns_wrapped_messages_are_unwrapped() {
     poison.message_id = Some("r2".into());
     poison.body = Some("{{{ not json".into());
     event.records.push(poison);
-    let response = tally_ingest_fn::handle(&storage, event).await;
+    let response = tally_ingest_fn::handle(&storage, Utc::now().into(), event).await;
     assert!(
         response.batch_item_failures.is_empty(),
         "a poison message is quarantined and acknowledged, not retried"
@@ -664,7 +668,7 @@ async fn an_event_sent_twice_in_one_batch_is_written_once_from_the_queue_too() {
         record.body = Some(body);
         event.records.push(record);
     }
-    let response = tally_ingest_fn::handle(&storage, event).await;
+    let response = tally_ingest_fn::handle(&storage, Utc::now().into(), event).await;
     assert!(response.batch_item_failures.is_empty());
     let files = storage.list("events").await.unwrap();
     assert_eq!(files.len(), 1, "{files:?}");

@@ -1099,3 +1099,38 @@ async fn dimension_values_match_the_oracle_largest_first() {
         assert!(!r.approximate);
     }
 }
+
+#[tokio::test]
+async fn a_reject_redelivered_later_is_quarantined_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Local::open(dir.path(), Catalog::builtin(), Tz::UTC).unwrap();
+    let line = br#"{"event_id":"f","event_type":"sign-in","occurred_at":"2999-01-01T00:00:00Z"}
+"#;
+    let first = ingest::ingest_ndjson(&local.storage, &line[..], utc(2026, 8, 27, 0))
+        .await
+        .unwrap();
+    let again = ingest::ingest_ndjson(&local.storage, &line[..], utc(2026, 8, 27, 3))
+        .await
+        .unwrap();
+    assert_eq!(first.rejected, 1);
+    assert_eq!(first.quarantined_to, again.quarantined_to);
+    let files: Vec<_> = walkdir(&dir.path().join("quarantine"));
+    assert_eq!(
+        files.len(),
+        1,
+        "one quarantine file for one reject: {files:?}"
+    );
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walkdir(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -55,7 +55,7 @@ fn valid(v: &Value, received: DateTime<Utc>) -> Option<Ev> {
     let at = DateTime::parse_from_rfc3339(&text("occurred_at")?)
         .ok()?
         .with_timezone(&Utc);
-    if at > received + Duration::minutes(5) {
+    if at > received + Duration::minutes(5) || at < received - Duration::days(3650) {
         return None;
     }
     let mut fields = BTreeMap::new();
@@ -96,7 +96,8 @@ impl Oracle {
     /// Adds NDJSON lines (a line may hold an array of events), keeping the first of each event id.
     pub fn add_lines(&mut self, ndjson: &[u8], received: DateTime<Utc>) {
         for line in String::from_utf8_lossy(ndjson).lines() {
-            if line.trim().is_empty() {
+            let line = line.trim().trim_start_matches('\u{feff}');
+            if line.is_empty() {
                 continue;
             }
             let items = match serde_json::from_str::<Value>(line) {
