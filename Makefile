@@ -7,7 +7,7 @@ ADDR ?= 127.0.0.1:8080
 
 VENV ?= .venv
 
-.PHONY: demo test bench package infra-check fmt lint sql-check clean-demo console browser
+.PHONY: demo test bench package infra-check fmt lint sql-check sql-test clean-demo console browser
 
 ## Generate 30 days of realistic events, ingest, roll up, print a sample answer, serve the API on $(ADDR).
 demo: console
@@ -73,6 +73,10 @@ $(VENV)/bin/cargo-lambda:
 ## Plan every metric in sql/ against the event schema.
 sql-check: console
 	$(CARGO) run --quiet -- --sql sql sql check
+
+## Run the metric tests in sql/tests through ingest, rollup and query on a temporary lake.
+sql-test: console
+	$(CARGO) run --quiet -- --sql sql sql test
 
 fmt:
 	$(CARGO) fmt --all

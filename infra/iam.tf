@@ -57,7 +57,14 @@ data "aws_iam_policy_document" "rollup" {
   statement {
     sid       = "ReadWriteLake"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = ["${aws_s3_bucket.events.arn}/events/*", "${aws_s3_bucket.events.arn}/_state/*"]
+    resources = ["${aws_s3_bucket.events.arn}/events/*", "${aws_s3_bucket.events.arn}/_state/*", "${aws_s3_bucket.events.arn}/_catalog/*"]
+  }
+  statement {
+    sid = "FindRetiredRows"
+    # Lists a replaced metric version's rows through the index to delete them; nothing stored
+    # derives from this read, and the version has had no writes since it was replaced.
+    actions   = ["dynamodb:Query"]
+    resources = ["${aws_dynamodb_table.periods.arn}/index/by_set"]
   }
   statement {
     sid = "PeriodTable"
@@ -84,6 +91,18 @@ data "aws_iam_policy_document" "rollup" {
 }
 
 data "aws_iam_policy_document" "api" {
+  statement {
+    sid = "ListCatalog"
+    # Without ListBucket, S3 answers a missing object with 403 instead of 404 (a lake not yet
+    # rolled up has no _catalog/live.json).
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.events.arn]
+  }
+  statement {
+    sid       = "ReadCatalog"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.events.arn}/_catalog/*"]
+  }
   statement {
     sid       = "ReadPeriods"
     actions   = ["dynamodb:BatchGetItem", "dynamodb:Query"]

@@ -23,6 +23,7 @@ locals {
       timeout     = 10
       concurrency = var.api_reserved_concurrency
       environment = {
+        TALLY_BUCKET       = aws_s3_bucket.events.bucket
         TALLY_TABLE        = aws_dynamodb_table.periods.name
         TALLY_REPORTING_TZ = var.reporting_tz
         TALLY_CORS_ORIGIN  = var.cors_origin

@@ -43,7 +43,9 @@ struct Cli {
         default_value = "UTC"
     )]
     reporting_tz: String,
-    /// Directory of metric SQL files; the definitions built into this binary when absent.
+    /// The working copy of metric SQL files for the `sql` commands (default: `./sql` when it
+    /// exists, else the definitions built into this binary). Everything else reads the catalog
+    /// deployed into the lake with `tally sql deploy`.
     #[arg(long, global = true, env = "TALLY_SQL_DIR")]
     sql: Option<PathBuf>,
     #[command(subcommand)]
@@ -61,7 +63,8 @@ enum Command {
     },
     /// Recompute the hours touched since the last run, and their days and months.
     Rollup {
-        /// Recompute every hour that has events (after changing a metric or the reporting zone).
+        /// Recompute every hour that has events, in place (after events reached the lake without
+        /// touched-hour markers). A changed metric or reporting zone needs no flag: it rebuilds itself.
         #[arg(long)]
         full: bool,
     },
@@ -74,24 +77,8 @@ enum Command {
     /// Answer a metric query with the API's JSON.
     Query {
         metric: String,
-        #[arg(long)]
-        from: String,
-        #[arg(long)]
-        to: String,
-        #[arg(long)]
-        tz: Option<String>,
-        #[arg(long)]
-        interval: Option<String>,
-        /// dimension=value, repeatable.
-        #[arg(long = "filter")]
-        filters: Vec<String>,
-        #[arg(long = "group-by")]
-        group_by: Option<String>,
-        #[arg(long)]
-        limit: Option<String>,
-        /// previous_period (the default) or previous_year.
-        #[arg(long)]
-        compare: Option<String>,
+        #[command(flatten)]
+        range: RangeArgs,
     },
     /// Serve the metrics API and the admin console (http://ADDR/).
     Serve(ServeArgs),
@@ -101,8 +88,12 @@ enum Command {
         queue_url: String,
         files: Vec<PathBuf>,
     },
-    /// Work with the metric SQL files.
+    /// Work with the metric SQL files: check, test, compare with what is deployed, deploy.
     Sql {
+        /// The S3 bucket whose deployed catalog `deploy`, `status` and `diff` work on; the local
+        /// --data directory when absent.
+        #[arg(long, env = "TALLY_BUCKET")]
+        bucket: Option<String>,
         #[command(subcommand)]
         command: SqlCommand,
     },
@@ -140,6 +131,52 @@ enum Command {
     },
 }
 
+/// A query's range and options, as the API takes them.
+#[derive(clap::Args)]
+struct RangeArgs {
+    #[arg(long)]
+    from: String,
+    #[arg(long)]
+    to: String,
+    #[arg(long)]
+    tz: Option<String>,
+    #[arg(long)]
+    interval: Option<String>,
+    /// dimension=value, repeatable.
+    #[arg(long = "filter")]
+    filters: Vec<String>,
+    #[arg(long = "group-by")]
+    group_by: Option<String>,
+    #[arg(long)]
+    limit: Option<String>,
+    /// previous_period (the default) or previous_year.
+    #[arg(long)]
+    compare: Option<String>,
+}
+
+impl RangeArgs {
+    fn params(self, metric: String) -> Result<QueryParams> {
+        let mut filters = Vec::new();
+        for f in self.filters {
+            let (k, v) = f
+                .split_once('=')
+                .with_context(|| format!("--filter takes dimension=value, got {f:?}"))?;
+            filters.push((k.to_string(), v.to_string()));
+        }
+        Ok(QueryParams {
+            metric,
+            from: Some(self.from),
+            to: Some(self.to),
+            tz: self.tz,
+            interval: self.interval,
+            group_by: self.group_by,
+            limit: self.limit,
+            compare: self.compare,
+            filters,
+        })
+    }
+}
+
 #[derive(clap::Args)]
 struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080", env = "TALLY_ADDR")]
@@ -172,6 +209,25 @@ struct ServeArgs {
 enum SqlCommand {
     /// Plan every metric against the event schema; fail naming any file that cannot be stored.
     Check,
+    /// Run the tests beside the SQL (`tests/*.toml` in the --sql directory, `sql/tests` when absent)
+    /// through ingest, rollup and query on a temporary lake; exit non-zero when any fails.
+    Test,
+    /// What a deploy of the working copy would change: metrics added, changed and removed, and
+    /// the event hours the rollup would read again to build them.
+    Diff,
+    /// Check the working copy and publish it as the deployed catalog. The rollup then builds each
+    /// new or changed metric beside the old numbers and switches when done; a refused deploy
+    /// changes nothing.
+    Deploy,
+    /// Each deployed metric's version and state: ready, or building with its progress.
+    Status,
+    /// Run one working-copy definition (a file, or a metric's name) over the real lake and print
+    /// the JSON the API will answer once it is deployed and built; nothing is stored.
+    Preview {
+        metric: String,
+        #[command(flatten)]
+        range: RangeArgs,
+    },
 }
 
 fn print_json(v: &impl Serialize) -> Result<()> {
@@ -179,11 +235,16 @@ fn print_json(v: &impl Serialize) -> Result<()> {
     Ok(())
 }
 
-fn catalog(sql: &Option<PathBuf>) -> Result<Catalog> {
-    Ok(match sql {
-        Some(dir) => Catalog::from_dir(dir)?,
-        None => Catalog::builtin(),
-    })
+/// The working copy of the metric SQL: `--sql DIR`, else `./sql`, else the built-in files; with
+/// the folder its tests are in.
+fn working_copy(sql: &Option<PathBuf>) -> Result<(Catalog, PathBuf)> {
+    match sql {
+        Some(dir) => Ok((Catalog::from_dir(dir)?, dir.join("tests"))),
+        None if Path::new("sql").is_dir() => {
+            Ok((Catalog::from_dir(Path::new("sql"))?, "sql/tests".into()))
+        }
+        None => Ok((Catalog::builtin(), "sql/tests".into())),
+    }
 }
 
 #[tokio::main]
@@ -198,13 +259,31 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     let reporting_tz =
         parse_reporting_tz("--reporting-tz (TALLY_REPORTING_TZ)", &cli.reporting_tz)?;
-    let catalog = catalog(&cli.sql)?;
-    if let Command::Sql {
-        command: SqlCommand::Check,
-    } = &cli.command
-    {
-        return sql_check(&catalog).await;
+    if let Command::Sql { bucket, command } = cli.command {
+        let (working, tests) = working_copy(&cli.sql)?;
+        if let SqlCommand::Check = command {
+            return sql_check(&working).await;
+        }
+        if let SqlCommand::Test = command {
+            return sql_test(&working, &tests).await;
+        }
+        let storage = match bucket {
+            Some(bucket) => tally::runtime::aws::s3_storage(&bucket)?,
+            None => Local::open(&cli.data, Catalog::builtin(), reporting_tz)?.storage,
+        };
+        if let SqlCommand::Preview { metric, range } = command {
+            let def = preview_definition(&working, &metric)?;
+            let params = range.params(def.name.clone())?;
+            let answer =
+                tally::tools::sql_preview::preview(&storage, def, reporting_tz, &params).await?;
+            return print_json(&answer);
+        }
+        return sql_catalog(&storage, &command, &working, reporting_tz).await;
     }
+    if cli.sql.is_some() {
+        bail!("--sql (TALLY_SQL_DIR) names the working copy for the `tally sql` commands; everything else reads the catalog deployed into the lake: publish the working copy with `tally sql deploy`");
+    }
+    let catalog = Catalog::builtin();
     if let Command::Send { queue_url, files } = &cli.command {
         return send(queue_url, files).await;
     }
@@ -246,35 +325,8 @@ async fn main() -> Result<()> {
         Command::Compact { grace_hours } => {
             print_json(&run_job(&local.rollup(), &Job::Compact { grace_hours }, None).await?)
         }
-        Command::Query {
-            metric,
-            from,
-            to,
-            tz,
-            interval,
-            filters,
-            group_by,
-            limit,
-            compare,
-        } => {
-            let mut parsed = Vec::new();
-            for f in filters {
-                let (k, v) = f
-                    .split_once('=')
-                    .with_context(|| format!("--filter takes dimension=value, got {f:?}"))?;
-                parsed.push((k.to_string(), v.to_string()));
-            }
-            let params = QueryParams {
-                metric,
-                from: Some(from),
-                to: Some(to),
-                tz,
-                interval,
-                group_by,
-                limit,
-                compare,
-                filters: parsed,
-            };
+        Command::Query { metric, range } => {
+            let params = range.params(metric)?;
             let service = local.query_service(QueryOptions::default());
             print_json(&service.query(&params, Utc::now()).await?)
         }
@@ -351,6 +403,131 @@ async fn sql_check(catalog: &Catalog) -> Result<()> {
     }
     if failed > 0 {
         bail!("{failed} metric definition(s) failed the check");
+    }
+    Ok(())
+}
+
+/// `tally sql diff|deploy|status` against the catalog deployed in `storage`.
+async fn sql_catalog(
+    storage: &tally::lake::Storage,
+    command: &SqlCommand,
+    working: &Catalog,
+    reporting_tz: chrono_tz::Tz,
+) -> Result<()> {
+    let deployed = tally::rollup::deployed_catalog(storage).await?;
+    match command {
+        SqlCommand::Deploy => {
+            let before = deployed.map(|d| d.catalog);
+            let done = tally::rollup::deploy(storage, working).await?;
+            print_changes(storage, before.as_ref(), working, reporting_tz).await?;
+            println!("deployed catalog version {}; the next rollup builds what changed (`tally sql status` shows its progress)", done.id);
+        }
+        SqlCommand::Diff => {
+            let before = deployed.as_ref().map(|d| &d.catalog);
+            print_changes(storage, before, working, reporting_tz).await?;
+        }
+        SqlCommand::Status => {
+            let Some(deployed) = deployed else {
+                println!("nothing deployed yet: the first rollup deploys the built-in definitions");
+                return Ok(());
+            };
+            println!("deployed catalog version {}", deployed.id);
+            let live = tally::rollup::Live::load(storage)
+                .await?
+                .unwrap_or_default();
+            for def in deployed.catalog.metrics() {
+                let ready = live.ready.get(&def.name).map(|b| b.version.as_str());
+                let state = match (ready, live.building.get(&def.name)) {
+                    (_, Some(b)) => format!(
+                        "building v{} ({} of {} hours){}",
+                        b.version,
+                        b.hours_done,
+                        b.hours_total,
+                        ready.map_or(String::new(), |v| format!("; answers from v{v}"))
+                    ),
+                    (Some(v), None) => format!("ready    v{v}"),
+                    (None, None) => "waiting for the next rollup".to_string(),
+                };
+                println!("{:<16} {state}", def.name);
+            }
+            for r in &live.retired {
+                println!(
+                    "{:<16} retired {}: its rows are deleted by a coming rollup",
+                    "", r.key
+                );
+            }
+        }
+        SqlCommand::Check | SqlCommand::Test | SqlCommand::Preview { .. } => {
+            unreachable!("handled by the caller")
+        }
+    }
+    Ok(())
+}
+
+/// The definition `tally sql preview` runs: a file's, or the working copy's metric of that name.
+fn preview_definition(working: &Catalog, what: &str) -> Result<tally::rollup::MetricDef> {
+    let path = Path::new(what);
+    if what.ends_with(".sql") || path.is_file() {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {what}"))?;
+        return Ok(tally::rollup::MetricDef::parse(what, &text)?);
+    }
+    match working.get(what) {
+        Some(def) => Ok(def.as_ref().clone()),
+        None => bail!("{what} is neither a .sql file nor a metric of the working copy"),
+    }
+}
+
+/// Prints how `working` differs from `deployed`, metric by metric.
+async fn print_changes(
+    storage: &tally::lake::Storage,
+    deployed: Option<&Catalog>,
+    working: &Catalog,
+    reporting_tz: chrono_tz::Tz,
+) -> Result<()> {
+    let hours = storage.hours_with_data().await?.len();
+    let mut rebuilt = 0;
+    for def in working.metrics() {
+        let version = def.version(reporting_tz);
+        match deployed.and_then(|c| c.get(&def.name)) {
+            None => {
+                rebuilt += 1;
+                println!(
+                    "added      {:<16} v{version}: builds from {hours} event hours",
+                    def.name
+                );
+            }
+            Some(old) if old.version(reporting_tz) != version => {
+                rebuilt += 1;
+                println!(
+                    "changed    {:<16} v{} -> v{version}: rebuilt from {hours} event hours beside the old numbers",
+                    def.name,
+                    old.version(reporting_tz)
+                );
+            }
+            Some(_) => println!("unchanged  {}", def.name),
+        }
+    }
+    for old in deployed.map(|c| c.metrics()).unwrap_or_default() {
+        if working.get(&old.name).is_none() {
+            println!(
+                "removed    {:<16} answers 404 at once; its rows are deleted",
+                old.name
+            );
+        }
+    }
+    println!(
+        "{rebuilt} metric(s) to build: {} event hours to read",
+        rebuilt * hours
+    );
+    Ok(())
+}
+
+async fn sql_test(catalog: &Catalog, dir: &Path) -> Result<()> {
+    let mut out = String::new();
+    let report = tally::tools::sql_test::run(catalog, dir, &mut out).await;
+    print!("{out}");
+    if report.failures > 0 {
+        bail!("{} of the metric tests failed", report.failures);
     }
     Ok(())
 }

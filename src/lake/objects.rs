@@ -282,6 +282,18 @@ impl Storage {
         }
     }
 
+    /// Deletes every object under a prefix; returns how many there were.
+    pub(crate) async fn delete_under(&self, prefix: &str) -> Result<usize, StorageError> {
+        let paths = self.list(prefix).await?;
+        for p in &paths {
+            match self.store.delete(p).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(paths.len())
+    }
+
     /// Lists object paths under a prefix (for tests and tools).
     pub async fn list(&self, prefix: &str) -> Result<Vec<Path>, StorageError> {
         let metas: Vec<_> = self

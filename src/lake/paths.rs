@@ -5,7 +5,11 @@
 //! quarantine/date=2026-08-23/<hash of lines and reasons>.ndjson      rejected input, by day received
 //! _state/touched/2026-08-23T13/<batch id>                           hours waiting for the rollup
 //! _state/<kind>/<metric>/<grain>/<period start, epoch s>.bin         period states (sums, distinct sets)
+//! _catalog/versions/<hash of the object>.json                       a deployed set of metric SQL files
+//! _catalog/current.json                                             which version is deployed
+//! _catalog/live.json                                                the versions the rollup has built
 //! ```
+//! In `_state/`, `<metric>` is a metric version's key (`revenue.v1a2b3c4d5e6f`, see the rollup).
 //! Names derive from content, so a retried write overwrites instead of duplicating.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
@@ -178,6 +182,35 @@ impl StateFile {
     }
 }
 
+/// One deployed catalog version: every metric file of one deploy, never rewritten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CatalogVersionFile {
+    pub(crate) id: String,
+}
+
+/// The pointer to the deployed catalog version; one object, so a reader sees the old or the new.
+pub(crate) const CATALOG_CURRENT: &str = "_catalog/current.json";
+/// The rollup's record of the metric versions it has built and is building.
+pub(crate) const CATALOG_LIVE: &str = "_catalog/live.json";
+
+impl CatalogVersionFile {
+    pub(crate) fn path(&self) -> Path {
+        Path::from(format!("_catalog/versions/{}.json", self.id))
+    }
+
+    pub(crate) fn parse(path: &Path) -> Option<CatalogVersionFile> {
+        let parts: Vec<_> = path.parts().collect();
+        match parts.as_slice() {
+            [a, b, file] if a.as_ref() == "_catalog" && b.as_ref() == "versions" => {
+                let id = file.as_ref().strip_suffix(".json")?;
+                (!id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
+                    .then(|| CatalogVersionFile { id: id.to_string() })
+            }
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -231,12 +264,16 @@ mod tests {
             "_state/touched/2026-08-23/b",
             "quarantine/2026-08-23/q.ndjson",
             "_state/sums/revenue/fortnight/0.bin",
+            "_catalog/versions/a/b.json",
+            "_catalog/versions/.json",
+            "_catalog/current.json",
         ] {
             let p = Path::from(p);
             assert!(EventFile::parse(&p).is_none(), "{p}");
             assert!(TouchedMarkerPath::parse(&p).is_none(), "{p}");
             assert!(QuarantineFile::parse(&p).is_none(), "{p}");
             assert!(StateFile::parse(&p).is_none(), "{p}");
+            assert!(CatalogVersionFile::parse(&p).is_none(), "{p}");
         }
     }
 
@@ -251,7 +288,9 @@ mod tests {
             let q = QuarantineFile { received: hour(h).date_naive(), name: name.clone() };
             prop_assert_eq!(QuarantineFile::parse(&q.path()), Some(q));
             let grain = [Grain::Hour, Grain::Day, Grain::Month, Grain::All][grain];
-            let state = StateFile { kind: "distinct".into(), metric: name, grain, start: hour(h) };
+            let catalog = CatalogVersionFile { id: name.clone() };
+            prop_assert_eq!(CatalogVersionFile::parse(&catalog.path()), Some(catalog));
+            let state = StateFile { kind: "distinct".into(), metric: format!("{name}.v0123456789ab"), grain, start: hour(h) };
             prop_assert_eq!(StateFile::parse(&state.path()), Some(state));
         }
     }

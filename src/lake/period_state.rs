@@ -274,6 +274,17 @@ pub(crate) async fn starts<S: PeriodState>(
     Ok(out)
 }
 
+/// Deletes every state of one metric version, of every kind and grain.
+pub(crate) async fn delete_all(storage: &Storage, metric: &str) -> Result<usize, StorageError> {
+    let mut deleted = 0;
+    for kind in [GroupSums::KIND, GroupSets::KIND] {
+        deleted += storage
+            .delete_under(&format!("_state/{kind}/{metric}"))
+            .await?;
+    }
+    Ok(deleted)
+}
+
 /// The sorted, unique union of two sorted, unique lists, in one linear pass (a month unions about
 /// thirty day sets: sorting the growing set again each time made that quadratic in practice).
 fn merge_sorted(a: &[u64], b: &[u64]) -> Vec<u64> {

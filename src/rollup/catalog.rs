@@ -23,6 +23,9 @@ include!(concat!(env!("OUT_DIR"), "/builtin_sql.rs"));
 pub(crate) const API_PARAMS: [&str; 7] = [
     "from", "to", "tz", "interval", "group_by", "limit", "compare",
 ];
+/// How this code stores a metric's rows and period states; part of every version, so that a
+/// release storing them differently rebuilds every metric beside the old rows.
+const STORED_FORMAT: &str = "rows+sums+distinct/1";
 /// Every subset of the dimensions is stored, so their number is kept small.
 pub(crate) const MAX_DIMENSIONS: usize = 4;
 
@@ -38,6 +41,9 @@ pub struct MetricDef {
     /// Where the definition came from, for messages.
     #[serde(skip)]
     pub source: String,
+    /// The whole file as written (header and query): what a deploy publishes.
+    #[serde(skip)]
+    pub text: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,13 +78,15 @@ impl MetricDef {
             dimensions: Vec::new(),
             sql: String::new(),
             source: source.to_string(),
+            text: text.to_string(),
         };
         let mut body = Vec::new();
         let mut in_header = true;
-        for line in text.lines() {
+        for (number, line) in text.lines().enumerate() {
             let header = line.trim().strip_prefix("--").map(str::trim);
             match header.and_then(|h| h.split_once(':')) {
                 Some((key, value)) if in_header => {
+                    let at = format!("{source}:{}", number + 1);
                     let value = value.trim().to_string();
                     match key.trim() {
                         "name" => def.name = value,
@@ -92,7 +100,7 @@ impl MetricDef {
                                 .filter(|d| !d.is_empty())
                                 .collect()
                         }
-                        other => return Err(err(source, format!("unknown header key `{other}`"))),
+                        other => return Err(err(&at, format!("unknown header key `{other}`"))),
                     }
                 }
                 _ => {
@@ -149,6 +157,61 @@ impl MetricDef {
         }
         Ok(def)
     }
+
+    /// The version of the numbers this definition makes when days and months are stored in
+    /// `reporting_tz`: a hash of everything they depend on (the query with its whitespace and
+    /// comments normalised, the dimensions, the zone), not of the title, description or unit.
+    pub fn version(&self, reporting_tz: chrono_tz::Tz) -> String {
+        let hash = blake3::hash(
+            format!(
+                "{STORED_FORMAT}\n{}\n{}\n{}",
+                normalised_query(&self.sql),
+                self.dimensions.join(","),
+                reporting_tz.name()
+            )
+            .as_bytes(),
+        );
+        hash.to_hex()[..12].to_string()
+    }
+}
+
+/// The query with comments dropped and each run of whitespace made one space, both outside quoted
+/// text only (`'a  b'` and `'a--b'` are values, and a change to them is a change of the metric).
+fn normalised_query(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            None if c == '-' && chars.peek() == Some(&'-') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+                if !out.ends_with(' ') {
+                    out.push(' ');
+                }
+            }
+            None if c.is_whitespace() => {
+                if !out.ends_with(' ') {
+                    out.push(' ');
+                }
+            }
+            None => out.push(c),
+        }
+    }
+    out.trim().to_string()
 }
 
 /// All metric definitions, by name.
@@ -235,6 +298,24 @@ mod tests {
     }
 
     #[test]
+    fn a_version_changes_with_the_numbers_only() {
+        let v = |text: &str| {
+            MetricDef::parse("sql/x.sql", text)
+                .unwrap()
+                .version(chrono_tz::Tz::UTC)
+        };
+        let base = v("-- name: x\n-- dimensions: country\nSELECT country, COUNT(*) AS value FROM events WHERE event_type = 'a' GROUP BY country");
+        // Layout, comments and the display header do not change the numbers.
+        assert_eq!(base, v("-- name: x\n-- title: Shown\n-- dimensions: country\nSELECT country,\n  COUNT(*) AS value -- each event\nFROM events   WHERE event_type = 'a'\nGROUP BY country;"));
+        // A value inside quotes, the query, the dimensions and the zone do.
+        assert_ne!(base, v("-- name: x\n-- dimensions: country\nSELECT country, COUNT(*) AS value FROM events WHERE event_type = 'a ' GROUP BY country"));
+        assert_ne!(base, v("-- name: x\n-- dimensions: country\nSELECT country, COUNT(*) AS value FROM events WHERE event_type = 'b' GROUP BY country"));
+        let def = MetricDef::parse("sql/x.sql", "-- name: x\n-- dimensions: country\nSELECT country, COUNT(*) AS value FROM events WHERE event_type = 'a' GROUP BY country").unwrap();
+        assert_ne!(base, def.version(chrono_tz::Tz::Asia__Seoul));
+        assert_eq!(base.len(), 12);
+    }
+
+    #[test]
     fn header_errors_name_the_file() {
         let e =
             MetricDef::parse("sql/x.sql", "-- name: x\n-- dimensions: from\nSELECT 1").unwrap_err();
@@ -243,6 +324,8 @@ mod tests {
             "sql/x.sql: dimension `from` clashes with the API parameter of that name"
         );
         let e = MetricDef::parse("sql/y.sql", "-- name: Bad Name\nSELECT 1").unwrap_err();
+        let e2 = MetricDef::parse("sql/z.sql", "-- name: z\n-- colour: red\nSELECT 1").unwrap_err();
+        assert_eq!(e2.to_string(), "sql/z.sql:2: unknown header key `colour`");
         assert!(e.to_string().starts_with("sql/y.sql: header `name`"));
     }
 }

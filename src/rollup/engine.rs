@@ -11,11 +11,12 @@ use std::sync::{Arc, LazyLock};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt64Type};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::Column;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{col, Expr, LogicalPlan, LogicalPlanBuilder};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SQLOptions, SessionContext};
 use rust_decimal::Decimal;
 
 use crate::model::dims::{subsets, Dims};
@@ -114,12 +115,33 @@ impl Engine {
     }
 
     async fn analyze(&self, def: &MetricDef) -> Result<Analysis, EngineError> {
+        // A metric only reads `events`: no DDL, no DML (COPY), no SET, and below no other table
+        // (a table function, a file path).
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
         let df = self
             .ctx
-            .sql(&def.sql)
+            .sql_with_options(&def.sql, options)
             .await
             .map_err(|e| definition(def, e.to_string()))?;
         let plan = df.logical_plan().clone();
+        let mut other = None;
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                if scan.table_name.table() != "events" || scan.table_name.schema().is_some() {
+                    other = Some(scan.table_name.to_string());
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        if let Some(table) = other {
+            return Err(definition(
+                def,
+                format!("a metric may read only the table `events`, not `{table}`"),
+            ));
+        }
         let aggregate = find_aggregate(def, &plan)?;
         if aggregate
             .input
@@ -462,5 +484,35 @@ mod tests {
             assert!(e.starts_with("sql/test.sql: "), "{e}");
             assert!(e.contains(want), "{sql}: {e}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_metric_reads_only_events() {
+        let cases = [
+            ("COPY events TO '/tmp/tally-copy.csv'", "not supported"),
+            ("CREATE TABLE x AS SELECT 1 AS value", "not supported"),
+            ("DROP TABLE events", "not supported"),
+            ("SET datafusion.execution.batch_size = 1", "not supported"),
+            ("INSERT INTO events SELECT * FROM events", "not supported"),
+            (
+                "SELECT COUNT(*) AS value FROM information_schema.tables",
+                "not found",
+            ),
+            ("SELECT COUNT(*) AS value FROM '/etc/passwd'", "not found"),
+            ("SELECT COUNT(*) AS value FROM generate_series(1, 3)", ""),
+            (
+                "SELECT COUNT(*) AS value FROM events e JOIN (SELECT * FROM range(3)) r ON true",
+                "",
+            ),
+        ];
+        for (sql, want) in cases {
+            let e = check(&def(sql, "")).await.expect_err(sql).to_string();
+            assert!(e.starts_with("sql/test.sql: "), "{e}");
+            assert!(
+                e.contains(want) || e.contains("only the table `events`"),
+                "{sql}: {e}"
+            );
+        }
+        assert!(!std::path::Path::new("/tmp/tally-copy.csv").exists());
     }
 }

@@ -14,8 +14,8 @@ use crate::rollup::{Rollup, RollupError, RollupReport};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "job", rename_all = "snake_case")]
 pub enum Job {
-    /// Every hour touched since the last run; with `full`, every hour that has events (after a
-    /// metric or reporting-zone change, or an upgrade that says so), as `tally rollup --full`.
+    /// Every hour touched since the last run, then the builds of new metric versions; with
+    /// `full`, every hour that has events, in place, as `tally rollup --full`.
     Rollup {
         #[serde(default)]
         full: bool,

@@ -1,12 +1,19 @@
-//! The rollup: the data team's metric SQL ([`catalog`]), run with DataFusion over each touched hour
-//! ([`engine`]), into hour, day, month and all-time rows ([`Rollup`]), as scheduled jobs ([`Job`]).
+//! The rollup: the data team's metric SQL ([`catalog`]), deployed into the lake ([`deployed`]),
+//! run with DataFusion over each touched hour ([`engine`]) into hour, day, month and all-time rows
+//! of each metric version ([`Rollup`], [`live`]), as scheduled jobs ([`Job`]).
 
 pub(crate) mod catalog;
+pub(crate) mod deployed;
 pub(crate) mod engine;
 mod jobs;
+pub(crate) mod live;
 mod recompute;
 
 pub use catalog::{Catalog, CatalogError, MetricDef};
+pub use deployed::{current as deployed_catalog, deploy, DeployError, Deployed};
 pub use engine::{check as check_metric, EngineError, MeasureKind};
 pub use jobs::{run as run_job, Job, JobError, JobReport};
-pub use recompute::{dimension_sets, Rollup, RollupError, RollupReport};
+pub use live::{version_key, Live, LiveError, Served, ServedMetric, Version};
+pub use recompute::{
+    dimension_sets, BuildProgress, Rollup, RollupError, RollupReport, DEFAULT_RETIRE_AFTER,
+};

@@ -11,10 +11,16 @@
 //! and a row summed from it would stay wrong. Every coarser row comes from the period states in
 //! object storage, which every read sees as last written. The store is read only for its meta
 //! values, with strongly consistent reads.
+//!
+//! Versions: each run first brings [`Live`] in line with the deployed catalog (a new or changed
+//! metric gets a build of its new version, a removed one is retired), rolls up the touched hours
+//! for every version in use (the ready ones the API answers from and the ones being built), then
+//! spends what is left of its deadline building, a day at a time, recording progress after each
+//! step, and switches a metric to its new version once every hour of history is built.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use chrono::{DateTime, Utc};
@@ -27,14 +33,14 @@ use crate::model::dims::{dim_set_key, dims_key, parse_dims_key, subsets};
 use crate::model::measure::Measure;
 use crate::model::period::{self, Grain};
 use crate::rollup::catalog::{Catalog, MetricDef};
+use crate::rollup::deployed::{self, DeployError};
 use crate::rollup::engine::{self, Computed, Engine, EngineError, MeasureKind};
-use crate::store::{
-    PeriodRow, PeriodStore, StoreError, META_AS_OF, META_PERIOD_STATE, META_REPORTING_TZ,
-};
+use crate::rollup::live::{Build, Built, Live, LiveError, Version};
+use crate::store::{PeriodRow, PeriodStore, StoreError, META_AS_OF};
 
-/// The [`META_PERIOD_STATE`] value of a store whose rows derive from sum and distinct states.
-/// Stores rolled up before sums were kept as state need one full rollup.
-const PERIOD_STATE_FORMAT: &str = "sums+distinct/1";
+/// How long a replaced version's rows outlive the switch by default: an API instance caches the
+/// catalog for up to a minute (`QueryOptions::catalog_ttl`) and may still answer from them.
+pub const DEFAULT_RETIRE_AFTER: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RollupError {
@@ -44,10 +50,10 @@ pub enum RollupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Engine(#[from] EngineError),
-    #[error("days and months were built in {stored} but the reporting zone is now {configured}; run a full rollup to rebuild them")]
-    ReportingZoneChanged { stored: String, configured: String },
-    #[error("the period store was rolled up by an earlier version that kept no sum states (period state {found}); run a full rollup once (`tally rollup --full`, or the rollup function's {{\"job\":\"rollup\",\"full\":true}}) to rebuild them")]
-    PeriodStateOutdated { found: String },
+    #[error(transparent)]
+    Catalog(#[from] DeployError),
+    #[error(transparent)]
+    Live(#[from] LiveError),
     #[error("unknown metric `{0}`")]
     UnknownMetric(String),
     #[error("backfill `{field}` must be a date or an RFC 3339 time, got {text:?}")]
@@ -66,6 +72,20 @@ pub struct RollupReport {
     /// Touched hours left for the next run because the deadline came first.
     pub hours_remaining: usize,
     pub as_of: Option<DateTime<Utc>>,
+    /// Metric versions being built after this run, with hours done and hours in all.
+    pub building: Vec<BuildProgress>,
+    /// Metrics whose new version became the one answers come from in this run.
+    pub switched: Vec<String>,
+    /// Replaced or removed versions whose rows and states this run deleted.
+    pub deleted: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BuildProgress {
+    pub metric: String,
+    pub version: String,
+    pub hours_done: usize,
+    pub hours_total: usize,
 }
 
 /// Which hours a run recomputes, which decides how its coarser distinct sets may be built.
@@ -82,43 +102,70 @@ enum Scope {
 }
 
 pub struct Rollup {
+    /// The lake: events, touched-hour markers, period states, the deployed catalog.
     pub storage: Storage,
+    /// Where events and markers are read instead, when not `storage` (a preview reads the real
+    /// lake and keeps everything it writes apart).
+    pub events: Option<Storage>,
     pub store: Arc<dyn PeriodStore>,
+    /// The definitions a lake with no deployed catalog is seeded with (the built-in `sql/`).
     pub catalog: Catalog,
     pub reporting_tz: Tz,
+    /// How long a replaced or removed version's rows are kept after the switch.
+    pub retire_after: Duration,
+}
+
+/// One metric version as the rollup computes it.
+#[derive(Clone)]
+struct Target {
+    version: Version,
+    kind: MeasureKind,
+}
+
+impl Target {
+    fn key(&self) -> &str {
+        &self.version.key
+    }
 }
 
 impl Rollup {
-    /// Recomputes every hour touched since the last run. With a deadline, stops between days of
-    /// work once it has passed and leaves the rest marked for the next run.
+    /// Recomputes every hour touched since the last run, for every version in use, then builds
+    /// new versions with the time left. With a deadline, stops between days of work once it has
+    /// passed and leaves the rest (touched hours, build progress) for the next run.
     pub async fn run_touched(
         &self,
         deadline: Option<Instant>,
     ) -> Result<RollupReport, RollupError> {
-        self.check_reporting_tz(Scope::Touched).await?;
-        self.check_period_state(Scope::Touched, None).await?;
+        let mut live = self.versions().await?;
+        let deleted = self.delete_retired(&mut live).await?;
         let listed_at = Utc::now();
-        let markers = self.storage.touched_markers().await?;
+        let markers = self.events().touched_markers().await?;
         let hours: BTreeSet<DateTime<Utc>> = markers.iter().map(|m| m.hour).collect();
+        let in_use: Vec<Version> = live_versions(&live)?;
         let mut report = self
-            .recompute(&hours, None, deadline, Scope::Touched)
+            .recompute_versions(&hours, &in_use, deadline, Scope::Touched)
             .await?;
         let done: BTreeSet<_> = report.hours_recomputed.iter().copied().collect();
         let cleared: Vec<TouchedMarker> = markers
             .into_iter()
             .filter(|m| done.contains(&m.hour))
             .collect();
-        self.storage.clear_markers(&cleared).await?;
+        self.events().clear_markers(&cleared).await?;
         if report.hours_remaining == 0 {
             // Everything ingested before the listing is rolled up, up to the hour it was taken in.
             let as_of = period::floor_hour(listed_at);
             self.store.put_meta(META_AS_OF, &as_of.to_rfc3339()).await?;
             report.as_of = Some(as_of);
         }
+        report.switched = self.build(&mut live, deadline).await?;
+        report.deleted = deleted;
+        report.building = progress(&live);
         Ok(report)
     }
 
-    /// Recomputes every hour that has events (or those in `[from, to)`), for all or some metrics.
+    /// Recomputes, in place, every hour that has events (or those in `[from, to)`) for the ready
+    /// version of all or some metrics: after events reached the lake without touched-hour
+    /// markers, say. A changed definition needs none of this: it builds itself.
     pub async fn run_full(
         &self,
         range: Option<(DateTime<Utc>, DateTime<Utc>)>,
@@ -129,95 +176,273 @@ impl Rollup {
             None => Scope::Everything,
             Some(_) => Scope::Range,
         };
-        self.check_reporting_tz(scope).await?;
-        self.check_period_state(scope, metrics).await?;
+        let live = self.versions().await?;
+        let mut ready = Vec::new();
+        for (name, built) in &live.ready {
+            if metrics.is_none_or(|only| only.contains(name)) {
+                ready.push(built.version_of(name)?);
+            }
+        }
+        for name in metrics.unwrap_or_default() {
+            if !live.ready.contains_key(name) {
+                return Err(RollupError::UnknownMetric(name.clone()));
+            }
+        }
         let hours: BTreeSet<_> = self
-            .storage
+            .events()
             .hours_with_data()
             .await?
             .into_iter()
             .filter(|h| range.is_none_or(|(from, to)| *h >= from && *h < to))
             .collect();
-        let report = self.recompute(&hours, metrics, deadline, scope).await?;
-        if scope == Scope::Everything && metrics.is_none() && report.hours_remaining == 0 {
-            self.store
-                .put_meta(META_PERIOD_STATE, PERIOD_STATE_FORMAT)
-                .await?;
-        }
+        let mut report = self
+            .recompute_versions(&hours, &ready, deadline, scope)
+            .await?;
+        report.building = progress(&live);
         Ok(report)
     }
 
-    /// Refuses to build on rows rolled up before the period states this rollup merges existed
-    /// (their days would be merged from missing hour states); a full rollup rebuilds them.
-    async fn check_period_state(
+    /// The versions in use after bringing [`Live`] in line with the deployed catalog: a metric
+    /// whose deployed version is neither ready nor building gets a build over every hour with
+    /// events; a build or a ready version no longer deployed is retired.
+    pub async fn versions(&self) -> Result<Live, RollupError> {
+        let now = Utc::now();
+        let deployed = deployed::current_or_seed(&self.storage, &self.catalog)
+            .await?
+            .catalog;
+        let (mut live, before) = match Live::load(&self.storage).await? {
+            Some(live) => (live.clone(), Some(live)),
+            None => {
+                let mut live = Live::default();
+                if self.store.get_meta(META_AS_OF).await?.is_some() {
+                    // Rolled up by a release that kept rows under the bare metric name.
+                    for def in deployed.metrics() {
+                        live.retire(def.name.clone(), def.dimensions.clone(), now);
+                    }
+                }
+                (live, None)
+            }
+        };
+        let names: BTreeSet<&String> = deployed.metrics().iter().map(|m| &m.name).collect();
+        for (name, built) in std::mem::take(&mut live.ready) {
+            if names.contains(&name) {
+                live.ready.insert(name, built);
+            } else {
+                let version = built.version_of(&name)?;
+                live.retire(version.key, version.def.dimensions.clone(), now);
+            }
+        }
+        let mut new_builds = Vec::new();
+        for def in deployed.metrics() {
+            let version = def.version(self.reporting_tz);
+            let is_ready = live
+                .ready
+                .get(&def.name)
+                .is_some_and(|b| b.version == version);
+            let building = live.building.get(&def.name);
+            if building.is_some_and(|b| b.version == version) && !is_ready {
+                continue;
+            }
+            if let Some(old) = live.building.remove(&def.name) {
+                let old = old.version_of(&def.name)?;
+                live.retire(old.key, old.def.dimensions.clone(), now);
+            }
+            if !is_ready {
+                new_builds.push(def.clone());
+            }
+        }
+        for (name, build) in std::mem::take(&mut live.building) {
+            if names.contains(&name) {
+                live.building.insert(name, build);
+            } else {
+                let version = build.version_of(&name)?;
+                live.retire(version.key, version.def.dimensions.clone(), now);
+            }
+        }
+        if !new_builds.is_empty() {
+            let hours = self.events().hours_with_data().await?;
+            for def in new_builds {
+                engine::check(&def).await?;
+                tracing::info!(metric = %def.name, hours = hours.len(), "building a new version");
+                live.building.insert(
+                    def.name.clone(),
+                    Build {
+                        version: def.version(self.reporting_tz),
+                        reporting_tz: self.reporting_tz.name().to_string(),
+                        text: def.text.clone(),
+                        started_at: now,
+                        hours_total: hours.len(),
+                        hours_done: 0,
+                        next: hours.first().copied(),
+                        through: hours.last().copied(),
+                    },
+                );
+            }
+        }
+        if before.as_ref() != Some(&live) {
+            live.save(&self.storage).await?;
+        }
+        Ok(live)
+    }
+
+    /// Builds each metric version under construction from where it stopped, a day at a time
+    /// until the deadline, saving progress after each metric's step; a build that has covered
+    /// every hour becomes the ready version. Returns the metrics switched.
+    async fn build(
         &self,
-        scope: Scope,
-        only: Option<&[String]>,
-    ) -> Result<(), RollupError> {
-        let format = self.store.get_meta(META_PERIOD_STATE).await?;
-        let rebuilding_all = scope == Scope::Everything && only.is_none();
-        if format.as_deref() == Some(PERIOD_STATE_FORMAT) || rebuilding_all {
-            return Ok(());
+        live: &mut Live,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<String>, RollupError> {
+        let mut switched = Vec::new();
+        if live.building.is_empty() {
+            return Ok(switched);
         }
-        if format.is_none() && self.store.get_meta(META_AS_OF).await?.is_none() {
-            // Nothing rolled up yet: every state this store will use is written from now on.
-            self.store
-                .put_meta(META_PERIOD_STATE, PERIOD_STATE_FORMAT)
+        let hours = self.events().hours_with_data().await?;
+        let names: Vec<String> = live.building.keys().cloned().collect();
+        for (i, name) in names.into_iter().enumerate() {
+            // The first build of a run always makes a day of progress (see `recompute`).
+            if i > 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            let mut build = live.building[&name].clone();
+            let version = build.version_of(&name)?;
+            let todo: BTreeSet<DateTime<Utc>> = match (build.next, build.through) {
+                (Some(next), Some(through)) => hours
+                    .iter()
+                    .copied()
+                    .filter(|h| *h >= next && *h <= through)
+                    .collect(),
+                _ => BTreeSet::new(),
+            };
+            let report = self
+                .recompute_versions(
+                    &todo,
+                    std::slice::from_ref(&version),
+                    deadline,
+                    Scope::Range,
+                )
                 .await?;
-            return Ok(());
+            let done: BTreeSet<_> = report.hours_recomputed.into_iter().collect();
+            build.hours_done += done.len();
+            build.next = todo.difference(&done).next().copied();
+            if build.next.is_none() {
+                live.building.remove(&name);
+                let replaced = live.ready.insert(
+                    name.clone(),
+                    Built {
+                        version: build.version,
+                        reporting_tz: build.reporting_tz,
+                        text: build.text,
+                        ready_at: Utc::now(),
+                    },
+                );
+                if let Some(old) = replaced {
+                    let old = old.version_of(&name)?;
+                    live.retire(old.key, old.def.dimensions.clone(), Utc::now());
+                }
+                tracing::info!(metric = %name, version = %version.version, "new version ready");
+                switched.push(name.clone());
+            } else {
+                live.building.insert(name.clone(), build);
+            }
+            live.save(&self.storage).await?;
         }
-        Err(RollupError::PeriodStateOutdated {
-            found: format.unwrap_or_else(|| "none".into()),
+        Ok(switched)
+    }
+
+    /// Deletes the rows and states of versions retired at least [`Rollup::retire_after`] ago.
+    async fn delete_retired(&self, live: &mut Live) -> Result<Vec<String>, RollupError> {
+        let now = Utc::now();
+        let keep = chrono::Duration::from_std(self.retire_after).unwrap_or(chrono::Duration::MAX);
+        let (due, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut live.retired)
+            .into_iter()
+            .partition(|r| r.retired_at + keep <= now);
+        live.retired = kept;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut deleted = Vec::new();
+        for r in due {
+            let sets: Vec<String> = subsets(&r.dimensions).map(dim_set_key).collect();
+            self.store.delete_metric(&r.key, &sets).await?;
+            period_state::delete_all(&self.storage, &r.key).await?;
+            tracing::info!(key = %r.key, "retired version deleted");
+            deleted.push(r.key);
+        }
+        live.save(&self.storage).await?;
+        Ok(deleted)
+    }
+
+    fn events(&self) -> &Storage {
+        self.events.as_ref().unwrap_or(&self.storage)
+    }
+
+    /// Brings the versions in line with the deployed catalog and builds what is new, leaving
+    /// touched hours alone (a preview; the scheduled run does this after the touched hours).
+    pub async fn run_builds(&self, deadline: Option<Instant>) -> Result<RollupReport, RollupError> {
+        let mut live = self.versions().await?;
+        let switched = self.build(&mut live, deadline).await?;
+        Ok(RollupReport {
+            switched,
+            building: progress(&live),
+            ..RollupReport::default()
         })
     }
 
-    /// Days and months are built in one zone: a run in another is refused unless it rebuilds
-    /// every hour (a backfill of a range would leave the other days in the old zone).
-    async fn check_reporting_tz(&self, scope: Scope) -> Result<(), RollupError> {
-        let configured = self.reporting_tz.name();
-        let rebuilding = scope == Scope::Everything;
-        match self.store.get_meta(META_REPORTING_TZ).await? {
-            Some(stored) if stored != configured && !rebuilding => {
-                Err(RollupError::ReportingZoneChanged {
-                    stored,
-                    configured: configured.to_string(),
-                })
-            }
-            Some(stored) if stored == configured => Ok(()),
-            _ => Ok(self.store.put_meta(META_REPORTING_TZ, configured).await?),
-        }
-    }
-
-    fn metrics<'a>(
-        &'a self,
-        only: Option<&[String]>,
-    ) -> Result<Vec<&'a Arc<MetricDef>>, RollupError> {
-        match only {
-            None => Ok(self.catalog.metrics().iter().collect()),
-            Some(names) => names
-                .iter()
-                .map(|n| {
-                    self.catalog
-                        .get(n)
-                        .ok_or_else(|| RollupError::UnknownMetric(n.clone()))
-                })
-                .collect(),
-        }
-    }
-
-    async fn recompute(
+    /// Recomputes `hours` for `versions`, grouped by the zone their days are stored in.
+    async fn recompute_versions(
         &self,
         hours: &BTreeSet<DateTime<Utc>>,
-        only: Option<&[String]>,
+        versions: &[Version],
         deadline: Option<Instant>,
         scope: Scope,
     ) -> Result<RollupReport, RollupError> {
-        let metrics = self.metrics(only)?;
-        let mut kinds = Vec::with_capacity(metrics.len());
-        for m in &metrics {
-            kinds.push(engine::check(m).await?);
+        let mut by_zone: BTreeMap<&str, Vec<Target>> = BTreeMap::new();
+        for v in versions {
+            let kind = engine::check(&v.def).await?;
+            by_zone
+                .entry(v.reporting_tz.name())
+                .or_default()
+                .push(Target {
+                    version: v.clone(),
+                    kind,
+                });
         }
-        let tz = self.reporting_tz;
+        let mut total: Option<RollupReport> = None;
+        for targets in by_zone.values() {
+            let tz = targets[0].version.reporting_tz;
+            let r = self.recompute(hours, targets, deadline, scope, tz).await?;
+            total = Some(match total {
+                None => r,
+                Some(mut t) => {
+                    // An hour is done when every zone's versions have it.
+                    let done: BTreeSet<_> = r.hours_recomputed.iter().collect();
+                    t.hours_recomputed.retain(|h| done.contains(h));
+                    t.days_rebuilt += r.days_rebuilt;
+                    t.months_rebuilt += r.months_rebuilt;
+                    t.rows_written += r.rows_written;
+                    t.hours_remaining = t.hours_remaining.max(r.hours_remaining);
+                    t
+                }
+            });
+        }
+        Ok(total.unwrap_or_else(|| RollupReport {
+            hours_recomputed: hours.iter().copied().collect(),
+            ..RollupReport::default()
+        }))
+    }
+
+    /// Recomputes `hours` for `targets`, whose days and months are in `tz`. Stops between days
+    /// once `deadline` has passed, but always does the first day, so that every run makes
+    /// progress (the function's safety margin leaves room for one).
+    async fn recompute(
+        &self,
+        hours: &BTreeSet<DateTime<Utc>>,
+        targets: &[Target],
+        deadline: Option<Instant>,
+        scope: Scope,
+        tz: Tz,
+    ) -> Result<RollupReport, RollupError> {
         let mut by_day: BTreeMap<DateTime<Utc>, Vec<DateTime<Utc>>> = BTreeMap::new();
         for h in hours {
             by_day
@@ -229,14 +454,14 @@ impl Rollup {
         let mut months: BTreeMap<DateTime<Utc>, Vec<DateTime<Utc>>> = BTreeMap::new();
         let total_days = by_day.len();
         for (i, (day, day_hours)) in by_day.iter().enumerate() {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if i > 0 && deadline.is_some_and(|d| Instant::now() >= d) {
                 report.hours_remaining = by_day.values().skip(i).map(Vec::len).sum();
                 break;
             }
             tracing::debug!(day = %day, hours = day_hours.len(), "rollup day {}/{}", i + 1, total_days);
-            report.rows_written += self.recompute_hours(day_hours, &metrics, &kinds).await?;
-            for (m, kind) in metrics.iter().zip(&kinds) {
-                report.rows_written += self.rebuild(m, *kind, Grain::Day, *day, None).await?;
+            report.rows_written += self.recompute_hours(day_hours, targets).await?;
+            for t in targets {
+                report.rows_written += self.rebuild(t, Grain::Day, *day, None, tz).await?;
             }
             report.hours_recomputed.extend(day_hours);
             report.days_rebuilt += 1;
@@ -247,18 +472,16 @@ impl Rollup {
         }
         for (month, days) in &months {
             let grown_by = (scope == Scope::Touched).then_some(days.as_slice());
-            for (m, kind) in metrics.iter().zip(&kinds) {
-                report.rows_written += self
-                    .rebuild(m, *kind, Grain::Month, *month, grown_by)
-                    .await?;
+            for t in targets {
+                report.rows_written += self.rebuild(t, Grain::Month, *month, grown_by, tz).await?;
             }
         }
         report.months_rebuilt = months.len();
         if !months.is_empty() {
             let months: BTreeSet<DateTime<Utc>> = months.into_keys().collect();
-            for (m, kind) in metrics.iter().zip(&kinds) {
+            for t in targets {
                 report.rows_written += self
-                    .rebuild_all_time(m, *kind, &months, scope == Scope::Everything)
+                    .rebuild_all_time(t, &months, scope == Scope::Everything, tz)
                     .await?;
             }
         }
@@ -270,19 +493,18 @@ impl Rollup {
     async fn recompute_hours(
         &self,
         hours: &[DateTime<Utc>],
-        metrics: &[&Arc<MetricDef>],
-        kinds: &[MeasureKind],
+        targets: &[Target],
     ) -> Result<usize, RollupError> {
         let mut batches = Vec::new();
         for h in hours {
-            for b in self.storage.read_hour(*h).await? {
+            for b in self.events().read_hour(*h).await? {
                 batches.push(with_period(b, h.timestamp())?);
             }
         }
         let engine = Engine::new(batches)?;
         let mut written = 0;
-        for (m, kind) in metrics.iter().zip(kinds) {
-            let computed = engine.compute(m).await?;
+        for t in targets {
+            let computed = engine.compute(&t.version.def).await?;
             let mut rows = Vec::with_capacity(computed.len());
             let mut sets: BTreeMap<i64, GroupSets> = BTreeMap::new();
             let mut sums: BTreeMap<i64, GroupSums> = BTreeMap::new();
@@ -302,17 +524,17 @@ impl Rollup {
                     }
                 };
                 rows.push(PeriodRow {
-                    metric: m.name.clone(),
+                    metric: t.key().to_string(),
                     grain: Grain::Hour,
                     start,
                     dims: c.dims,
                     measure,
                 });
             }
-            if *kind == MeasureKind::DistinctCount {
-                self.save_hour_states(&m.name, hours, sets).await?;
+            if t.kind == MeasureKind::DistinctCount {
+                self.save_hour_states(t.key(), hours, sets).await?;
             } else {
-                self.save_hour_states(&m.name, hours, sums).await?;
+                self.save_hour_states(t.key(), hours, sums).await?;
             }
             written += rows.len();
             self.store.put(rows).await?;
@@ -340,13 +562,12 @@ impl Rollup {
     /// instead of unioning every day of the month again, which was most of a late hour's cost.
     async fn rebuild(
         &self,
-        def: &MetricDef,
-        kind: MeasureKind,
+        target: &Target,
         grain: Grain,
         start: DateTime<Utc>,
         grown_by: Option<&[DateTime<Utc>]>,
+        tz: Tz,
     ) -> Result<usize, RollupError> {
-        let tz = self.reporting_tz;
         let end = period::period_end(grain, tz, start);
         let finer = if grain == Grain::Month {
             Grain::Day
@@ -359,7 +580,7 @@ impl Rollup {
             starts.push(t);
             t = period::period_end(finer, tz, t);
         }
-        self.rebuild_from_states(def, kind, (grain, start), finer, Some(&starts), grown_by)
+        self.rebuild_from_states(target, (grain, start), finer, Some(&starts), grown_by, tz)
             .await
     }
 
@@ -369,15 +590,15 @@ impl Rollup {
     /// after a metric changed).
     async fn rebuild_all_time(
         &self,
-        def: &MetricDef,
-        kind: MeasureKind,
+        target: &Target,
         months: &BTreeSet<DateTime<Utc>>,
         from_scratch: bool,
+        tz: Tz,
     ) -> Result<usize, RollupError> {
         let months: Vec<DateTime<Utc>> = months.iter().copied().collect();
         let grown_by = (!from_scratch).then_some(months.as_slice());
         let all_time = (Grain::All, period::ALL_TIME_START);
-        self.rebuild_from_states(def, kind, all_time, Grain::Month, None, grown_by)
+        self.rebuild_from_states(target, all_time, Grain::Month, None, grown_by, tz)
             .await
     }
 
@@ -386,21 +607,24 @@ impl Rollup {
     /// by `grown_by` alone; sums are always merged again.
     async fn rebuild_from_states(
         &self,
-        def: &MetricDef,
-        kind: MeasureKind,
+        target: &Target,
         period: (Grain, DateTime<Utc>),
         finer: Grain,
         starts: Option<&[DateTime<Utc>]>,
         grown_by: Option<&[DateTime<Utc>]>,
+        tz: Tz,
     ) -> Result<usize, RollupError> {
-        let rows = if kind == MeasureKind::DistinctCount {
+        let key = target.key();
+        let rows = if target.kind == MeasureKind::DistinctCount {
             let sets: GroupSets = self
-                .merged_state(def, period, finer, starts, grown_by)
+                .merged_state(key, period, finer, (starts, grown_by), tz)
                 .await?;
-            rows_of(def, period, &sets)?
+            rows_of(key, period, &sets)?
         } else {
-            let sums: GroupSums = self.merged_state(def, period, finer, starts, None).await?;
-            rows_of(def, period, &sums)?
+            let sums: GroupSums = self
+                .merged_state(key, period, finer, (starts, None), tz)
+                .await?;
+            rows_of(key, period, &sums)?
         };
         let n = rows.len();
         self.store.put(rows).await?;
@@ -409,22 +633,21 @@ impl Rollup {
 
     async fn merged_state<S: PeriodState>(
         &self,
-        def: &MetricDef,
+        name: &str,
         (grain, start): (Grain, DateTime<Utc>),
         finer: Grain,
-        starts: Option<&[DateTime<Utc>]>,
-        grown_by: Option<&[DateTime<Utc>]>,
+        (starts, grown_by): (Option<&[DateTime<Utc>]>, Option<&[DateTime<Utc>]>),
+        tz: Tz,
     ) -> Result<S, RollupError> {
-        let (storage, name) = (&self.storage, &def.name);
+        let storage = &self.storage;
         let grown =
             period_state::load_grown(storage, name, (grain, start), finer, grown_by).await?;
         let state = match (grown, starts) {
             (Some(state), _) => state,
             (None, Some(starts)) => period_state::merged(storage, name, finer, starts).await?,
             (None, None) => {
-                // Only periods of the current reporting zone: states built before a change of
-                // zone keep their old starts and would be counted twice.
-                let tz = self.reporting_tz;
+                // Only periods of this version's zone (a guard: a version's states are all in
+                // one zone, the zone being part of the version).
                 let mut every = period_state::starts::<S>(storage, name, finer).await?;
                 every.retain(|t| period::period_floor(finer, tz, *t) == *t);
                 period_state::merged(storage, name, finer, &every).await?
@@ -437,20 +660,20 @@ impl Rollup {
 
 /// The rows of one period from its state, one per group.
 fn rows_of<S: PeriodState>(
-    def: &MetricDef,
+    key: &str,
     (grain, start): (Grain, DateTime<Utc>),
     state: &S,
 ) -> Result<Vec<PeriodRow>, RollupError> {
     state
         .measures()
         .into_iter()
-        .map(|(key, measure)| {
-            let dims = parse_dims_key(key).map_err(|e| StorageError::CorruptState {
-                path: format!("{} {grain} {start}", def.name),
-                reason: format!("bad group key {key}: {e}"),
+        .map(|(group, measure)| {
+            let dims = parse_dims_key(group).map_err(|e| StorageError::CorruptState {
+                path: format!("{key} {grain} {start}"),
+                reason: format!("bad group key {group}: {e}"),
             })?;
             Ok(PeriodRow {
-                metric: def.name.clone(),
+                metric: key.to_string(),
                 grain,
                 start,
                 dims,
@@ -469,4 +692,28 @@ fn with_period(batch: RecordBatch, start: i64) -> Result<RecordBatch, RollupErro
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     columns.push(Arc::new(Int64Array::from(vec![start; batch.num_rows()])));
     RecordBatch::try_new(engine::table_schema(), columns).map_err(|e| RollupError::Engine(e.into()))
+}
+
+/// Every version in use: the ready ones and the ones being built.
+fn live_versions(live: &Live) -> Result<Vec<Version>, RollupError> {
+    let mut out = Vec::new();
+    for (name, built) in &live.ready {
+        out.push(built.version_of(name)?);
+    }
+    for (name, build) in &live.building {
+        out.push(build.version_of(name)?);
+    }
+    Ok(out)
+}
+
+fn progress(live: &Live) -> Vec<BuildProgress> {
+    live.building
+        .iter()
+        .map(|(name, b)| BuildProgress {
+            metric: name.clone(),
+            version: b.version.clone(),
+            hours_done: b.hours_done,
+            hours_total: b.hours_total,
+        })
+        .collect()
 }

@@ -3,7 +3,7 @@
 //!
 //! | variable | used by | meaning |
 //! | --- | --- | --- |
-//! | `TALLY_BUCKET` | ingest, rollup | S3 bucket of events, quarantine and rollup state |
+//! | `TALLY_BUCKET` | all | S3 bucket of events, quarantine, rollup state and the deployed catalog |
 //! | `TALLY_TABLE` | rollup, api | DynamoDB period table |
 //! | `TALLY_REPORTING_TZ` | rollup, api | zone of stored days and months (default UTC) |
 //! | `TALLY_API_TOKEN`, `TALLY_CORS_ORIGIN`, `TALLY_MAX_RANGE_DAYS` | api | as for `tally serve` |
@@ -17,7 +17,7 @@ use object_store::aws::AmazonS3Builder;
 use crate::lake::Storage;
 use crate::model::DEFAULT_MAX_EVENT_AGE_DAYS;
 use crate::rollup::catalog::Catalog;
-use crate::rollup::Rollup;
+use crate::rollup::{Rollup, DEFAULT_RETIRE_AFTER};
 use crate::runtime::config::{
     optional_env, parse_reporting_tz, positive_days, required_env, ConfigError,
 };
@@ -92,16 +92,19 @@ impl RollupEnv {
         })
     }
 
-    /// The rollup over S3 and DynamoDB, with the metric definitions built in.
+    /// The rollup over S3 and DynamoDB, reading the deployed catalog (seeded with the built-in
+    /// definitions on a bucket that has none).
     pub fn rollup(&self, sdk: &aws_config::SdkConfig) -> Result<Rollup, ConfigError> {
         Ok(Rollup {
             storage: s3_storage(&self.bucket)?,
+            events: None,
             store: Arc::new(DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(sdk),
                 &self.table,
             )),
             catalog: Catalog::builtin(),
             reporting_tz: self.reporting_tz,
+            retire_after: DEFAULT_RETIRE_AFTER,
         })
     }
 }
@@ -109,6 +112,7 @@ impl RollupEnv {
 /// The api function's environment.
 #[derive(Clone)]
 pub struct ApiEnv {
+    pub bucket: String,
     pub table: String,
     pub query: QueryOptions,
     pub api: ApiOptions,
@@ -126,6 +130,7 @@ impl ApiEnv {
             })
             .transpose()?;
         Ok(ApiEnv {
+            bucket: required_env("TALLY_BUCKET")?,
             table: required_env("TALLY_TABLE")?,
             query: QueryOptions {
                 reporting_tz: reporting_tz()?,
@@ -142,6 +147,11 @@ impl ApiEnv {
 
     pub fn store(&self, sdk: &aws_config::SdkConfig) -> DynamoStore {
         DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &self.table)
+    }
+
+    /// The bucket the deployed catalog is read from.
+    pub fn storage(&self) -> Result<Storage, ConfigError> {
+        s3_storage(&self.bucket)
     }
 }
 

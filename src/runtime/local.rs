@@ -3,7 +3,8 @@
 //! ```text
 //! <data>/events/...        partitioned Parquet (see crate::lake)
 //! <data>/quarantine/...    rejected input with reasons
-//! <data>/_state/...        touched hours, distinct sets
+//! <data>/_state/...        touched hours, period states
+//! <data>/_catalog/...      the deployed metric SQL, the versions built
 //! <data>/periods.sqlite    the period store
 //! ```
 
@@ -14,7 +15,7 @@ use chrono_tz::Tz;
 
 use crate::lake::{Storage, StorageError};
 use crate::rollup::catalog::Catalog;
-use crate::rollup::Rollup;
+use crate::rollup::{Rollup, DEFAULT_RETIRE_AFTER};
 use crate::serve::query::{QueryOptions, QueryService};
 use crate::store::SqliteStore;
 use crate::store::{PeriodStore, StoreError};
@@ -32,6 +33,7 @@ pub struct Local {
     pub data_dir: PathBuf,
     pub storage: Storage,
     pub store: Arc<dyn PeriodStore>,
+    /// The definitions a lake with no deployed catalog starts from.
     pub catalog: Catalog,
     pub reporting_tz: Tz,
 }
@@ -52,14 +54,21 @@ impl Local {
     pub fn rollup(&self) -> Rollup {
         Rollup {
             storage: self.storage.clone(),
+            events: None,
             store: self.store.clone(),
             catalog: self.catalog.clone(),
             reporting_tz: self.reporting_tz,
+            retire_after: DEFAULT_RETIRE_AFTER,
         }
     }
 
     pub fn query_service(&self, mut options: QueryOptions) -> QueryService {
         options.reporting_tz = self.reporting_tz;
-        QueryService::new(self.store.clone(), self.catalog.clone(), options)
+        QueryService::from_lake(
+            self.store.clone(),
+            self.storage.clone(),
+            self.catalog.clone(),
+            options,
+        )
     }
 }

@@ -21,6 +21,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::rollup::ServedMetric;
 use crate::serve::console::{self, SignIn};
 use crate::serve::query::{QueryError, QueryParams, QueryService};
 
@@ -80,6 +81,8 @@ pub(super) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds a client should wait before asking again (a 503).
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -88,17 +91,30 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn unavailable(code: &'static str, message: impl Into<String>, retry_after: u32) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut r = (
             self.status,
             Json(json!({"error": {"code": self.code, "message": self.message}})),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        r
     }
 }
 
@@ -113,6 +129,11 @@ impl From<QueryError> for ApiError {
             }
             QueryError::BadParameter { .. } => {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_parameter", e.to_string())
+            }
+            QueryError::Building { .. } => ApiError::unavailable("building", e.to_string(), 300),
+            QueryError::CatalogUnavailable(_) => {
+                tracing::error!(error = %e, "catalog unavailable");
+                ApiError::unavailable("unavailable", e.to_string(), 30)
             }
             QueryError::Store(_) | QueryError::Internal(_) => {
                 tracing::error!(error = %e, "query failed");
@@ -214,15 +235,31 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
     next.run(request).await
 }
 
-async fn list_metrics(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let metrics: Vec<_> = state
-        .service
-        .catalog()
-        .metrics()
-        .iter()
-        .map(|m| m.as_ref())
-        .collect();
-    Json(json!({"reporting_tz": state.service.reporting_tz().name(), "metrics": metrics}))
+async fn list_metrics(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let served = state.service.served().await?;
+    let metrics: Vec<_> = served.metrics.iter().map(metric_entry).collect();
+    Ok(Json(
+        json!({"reporting_tz": state.service.reporting_tz().name(), "metrics": metrics}),
+    ))
+}
+
+/// One metric of the catalog listing: its definition (the one answers come from while a newer
+/// version builds), its version and state, and the deployed SQL.
+fn metric_entry(m: &ServedMetric) -> serde_json::Value {
+    let def = m.ready.as_ref().map_or(&m.deployed, |v| &v.def);
+    let mut entry = serde_json::to_value(def.as_ref()).expect("a definition serialises");
+    let building = m.building.as_ref().map(|(version, done, total)| {
+        json!({"version": version, "hours_done": done, "hours_total": total})
+    });
+    entry["version"] = json!(m.ready.as_ref().map(|v| &v.version));
+    entry["state"] = json!(if m.ready.is_some() {
+        "ready"
+    } else {
+        "building"
+    });
+    entry["building"] = json!(building);
+    entry["sql"] = json!(m.deployed.sql);
+    entry
 }
 
 async fn get_metric(

@@ -10,5 +10,6 @@ pub use console::SignIn;
 pub use http::{router, router_with_clock, ApiOptions, Clock, CorsOrigin};
 pub use query::{
     Compare, DimensionValue, DimensionValues, Group, Interval, MetricResponse, Point, QueryError,
-    QueryOptions, QueryParams, QueryService, TimeRange, DEFAULT_MAX_RANGE_DAYS,
+    QueryOptions, QueryParams, QueryService, TimeRange, DEFAULT_CATALOG_TTL,
+    DEFAULT_MAX_RANGE_DAYS,
 };

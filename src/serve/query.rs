@@ -2,7 +2,8 @@
 //! filters and groups, all answered from stored period rows.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use chrono::{DateTime, Duration, Months, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -10,10 +11,13 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::lake::Storage;
 use crate::model::dims::{dim_set_key, Dims};
 use crate::model::measure::{Measure, Merger, RangeValue};
 use crate::model::period::{self, DateOrTime, Grain, Period};
 use crate::rollup::catalog::{Catalog, MetricDef, API_PARAMS};
+use crate::rollup::deployed;
+use crate::rollup::live::{Live, Served, Version};
 use crate::store::{PeriodStore, StoreError, META_AS_OF};
 
 /// A half-open UTC time range `[from, to)`.
@@ -25,17 +29,25 @@ pub const DEFAULT_MAX_RANGE_DAYS: i64 = 1100;
 
 #[derive(Debug, Clone)]
 pub struct QueryOptions {
+    /// The zone of a service with a fixed catalog ([`QueryService::new`]); a lake's metrics each
+    /// carry the zone their version was built in.
     pub reporting_tz: Tz,
+    /// How long the deployed catalog and the ready versions are cached before they are read again.
+    pub catalog_ttl: std::time::Duration,
     pub max_range_days: i64,
     pub max_points: usize,
     pub default_group_limit: usize,
     pub max_group_limit: usize,
 }
 
+/// How soon an API instance sees a new deploy or a finished build.
+pub const DEFAULT_CATALOG_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Default for QueryOptions {
     fn default() -> Self {
         QueryOptions {
             reporting_tz: Tz::UTC,
+            catalog_ttl: DEFAULT_CATALOG_TTL,
             max_range_days: DEFAULT_MAX_RANGE_DAYS,
             max_points: 2000,
             default_group_limit: 10,
@@ -90,6 +102,14 @@ pub enum QueryError {
     },
     #[error("{message}")]
     BadParameter { param: String, message: String },
+    #[error("metric `{metric}` is being built for the first time ({done} of {total} hours of history); try again later")]
+    Building {
+        metric: String,
+        done: usize,
+        total: usize,
+    },
+    #[error("the metric catalog cannot be read: {0}")]
+    CatalogUnavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -261,6 +281,8 @@ pub struct Group {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricResponse {
     pub metric: String,
+    /// The version of the metric's definition the numbers come from.
+    pub version: String,
     pub unit: String,
     pub tz: String,
     pub range: TimeRange,
@@ -324,6 +346,10 @@ pub(crate) fn change_rate(current: Decimal, previous: Decimal) -> Option<f64> {
 #[derive(Debug, Clone)]
 struct Plan {
     def: Arc<MetricDef>,
+    /// The store key of the version answers come from, its version and its reporting zone.
+    key: String,
+    version: String,
+    rtz: Tz,
     tz: Tz,
     current: Span,
     previous: Span,
@@ -378,40 +404,125 @@ fn fmt_time(t: DateTime<Utc>, tz: Tz) -> String {
 
 pub struct QueryService {
     store: Arc<dyn PeriodStore>,
-    catalog: Catalog,
+    metrics: MetricSource,
     options: QueryOptions,
 }
 
+/// Where the metrics answered come from.
+enum MetricSource {
+    /// A catalog whose every metric a rollup of it has built (tests, tools).
+    Fixed(Arc<Served>),
+    /// The lake's deployed catalog and the versions the rollup has built, read again after
+    /// [`QueryOptions::catalog_ttl`].
+    Lake {
+        storage: Storage,
+        /// What a lake with nothing deployed yet serves (the rollup's seed too).
+        seed: Catalog,
+        cached: Mutex<Option<(Instant, Arc<Served>)>>,
+    },
+}
+
 impl QueryService {
+    /// Answers from `catalog` as a rollup of it in `options.reporting_tz` stores it.
     pub fn new(
         store: Arc<dyn PeriodStore>,
         catalog: Catalog,
         options: QueryOptions,
     ) -> QueryService {
+        let served = Served::all_ready(&catalog, options.reporting_tz);
         QueryService {
             store,
-            catalog,
+            metrics: MetricSource::Fixed(Arc::new(served)),
             options,
         }
     }
 
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+    /// Answers from the catalog deployed in `storage` (`seed` when none is), each metric from the
+    /// version the rollup has finished building.
+    pub fn from_lake(
+        store: Arc<dyn PeriodStore>,
+        storage: Storage,
+        seed: Catalog,
+        options: QueryOptions,
+    ) -> QueryService {
+        QueryService {
+            store,
+            metrics: MetricSource::Lake {
+                storage,
+                seed,
+                cached: Mutex::new(None),
+            },
+            options,
+        }
     }
 
-    /// The zone days and months are stored in; a query without `tz` answers in it.
+    /// The metrics served now: each deployed one with the version answers come from.
+    pub async fn served(&self) -> Result<Arc<Served>, QueryError> {
+        let (storage, seed, cached) = match &self.metrics {
+            MetricSource::Fixed(served) => return Ok(served.clone()),
+            MetricSource::Lake {
+                storage,
+                seed,
+                cached,
+            } => (storage, seed, cached),
+        };
+        if let Some((at, served)) = &*cached.lock().expect("catalog cache") {
+            if at.elapsed() < self.options.catalog_ttl {
+                return Ok(served.clone());
+            }
+        }
+        let unavailable = |e: &dyn std::fmt::Display| QueryError::CatalogUnavailable(e.to_string());
+        let deployed = match deployed::current(storage)
+            .await
+            .map_err(|e| unavailable(&e))?
+        {
+            Some(d) => d.catalog,
+            None => seed.clone(),
+        };
+        // Before the first rollup there is no record of built versions, and nothing stored:
+        // every metric answers (zeros, with no `as_of`) as that rollup will store it.
+        let served = match Live::load(storage).await.map_err(|e| unavailable(&e))? {
+            None => Served::all_ready(&deployed, self.options.reporting_tz),
+            Some(live) => Served::of(&deployed, &live).map_err(|e| unavailable(&e))?,
+        };
+        let served = Arc::new(served);
+        *cached.lock().expect("catalog cache") = Some((Instant::now(), served.clone()));
+        Ok(served)
+    }
+
+    /// The configured reporting zone (a metric's own version may still be in an earlier one).
     pub fn reporting_tz(&self) -> Tz {
         self.options.reporting_tz
     }
 
-    fn plan(&self, p: &QueryParams, now: DateTime<Utc>) -> Result<Plan, QueryError> {
-        let def = self
-            .catalog
-            .get(&p.metric)
-            .ok_or_else(|| QueryError::UnknownMetric(p.metric.clone()))?
-            .clone();
+    /// The version `name` is answered from.
+    async fn ready(&self, name: &str) -> Result<Version, QueryError> {
+        let served = self.served().await?;
+        let metric = served
+            .get(name)
+            .ok_or_else(|| QueryError::UnknownMetric(name.to_string()))?;
+        match (&metric.ready, &metric.building) {
+            (Some(v), _) => Ok(v.clone()),
+            (None, building) => {
+                let (done, total) = building.as_ref().map_or((0, 0), |b| (b.1, b.2));
+                Err(QueryError::Building {
+                    metric: name.to_string(),
+                    done,
+                    total,
+                })
+            }
+        }
+    }
+
+    fn plan(
+        &self,
+        p: &QueryParams,
+        ready: &Version,
+        now: DateTime<Utc>,
+    ) -> Result<Plan, QueryError> {
+        let def = ready.def.clone();
         let tz: Tz = match p.tz.as_deref() {
-            None | Some("") => self.options.reporting_tz,
+            None | Some("") => ready.reporting_tz,
             Some(name) => name.parse().map_err(|_| {
                 bad(
                     "tz",
@@ -541,6 +652,9 @@ impl QueryService {
         };
         Ok(Plan {
             def,
+            key: ready.key.clone(),
+            version: ready.version.clone(),
+            rtz: ready.reporting_tz,
             tz,
             current,
             previous,
@@ -561,8 +675,9 @@ impl QueryService {
         p: &QueryParams,
         now: DateTime<Utc>,
     ) -> Result<MetricResponse, QueryError> {
-        let plan = self.plan(p, now)?;
-        let rtz = self.options.reporting_tz;
+        let ready = self.ready(&p.metric).await?;
+        let plan = self.plan(p, &ready, now)?;
+        let rtz = plan.rtz;
         let filter_dims: Dims = plan
             .filters
             .iter()
@@ -587,7 +702,7 @@ impl QueryService {
         keys.push(all_time);
         let fetched = self
             .store
-            .fetch(&plan.def.name, &filter_dims, &keys, &[META_AS_OF])
+            .fetch(&plan.key, &filter_dims, &keys, &[META_AS_OF])
             .await?;
         let rows = fetched.rows;
         let current = merge_periods(&parts[0], &rows)?;
@@ -622,6 +737,7 @@ impl QueryService {
 
         Ok(MetricResponse {
             metric: plan.def.name.clone(),
+            version: plan.version.clone(),
             unit: plan.def.unit.clone(),
             tz: plan.tz.name().to_string(),
             range: TimeRange {
@@ -666,10 +782,8 @@ impl QueryService {
                 ));
             }
         }
-        let def = self
-            .catalog
-            .get(&p.metric)
-            .ok_or_else(|| QueryError::UnknownMetric(p.metric.clone()))?;
+        let ready = self.ready(&p.metric).await?;
+        let def = &ready.def;
         if !def.dimensions.iter().any(|d| d == dimension) {
             return Err(QueryError::UnknownDimension {
                 metric: def.name.clone(),
@@ -679,12 +793,8 @@ impl QueryService {
         }
         let mut p = p.clone();
         p.group_by = Some(dimension.to_string());
-        let plan = self.plan(&p, now)?;
-        let parts = [period::decompose(
-            plan.current.0,
-            plan.current.1,
-            self.options.reporting_tz,
-        )];
+        let plan = self.plan(&p, &ready, now)?;
+        let parts = [period::decompose(plan.current.0, plan.current.1, plan.rtz)];
         let mut values: Vec<DimensionValue> = self
             .group_values(&plan, dimension, &parts)
             .await?
@@ -759,11 +869,7 @@ impl QueryService {
         // One Query per grain on the dimension-set index, over the span the ranges need.
         let periods: Vec<Period> = parts.iter().flatten().copied().collect();
         for (grain, (from, to)) in period::spans(&periods) {
-            for r in self
-                .store
-                .groups(&plan.def.name, grain, &set, from, to)
-                .await?
-            {
+            for r in self.store.groups(&plan.key, grain, &set, from, to).await? {
                 let matches = plan.filters.iter().all(|(k, v)| {
                     r.dims
                         .get(k)

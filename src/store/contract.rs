@@ -219,4 +219,32 @@ pub async fn run(store: &dyn PeriodStore) {
         store.fetch("m", &all, &[], &[]).await.unwrap(),
         Default::default()
     );
+
+    // Deleting a metric (a retired version) removes its rows of every grain and group, and no
+    // other metric's.
+    // Every subset of (browser, country), as `dim_set_key` writes them.
+    let sets: Vec<String> = ["", "country", "browser", "browser,country"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    store.delete_metric("m", &sets).await.unwrap();
+    for (grain, d) in [
+        (Grain::Hour, &all),
+        (Grain::Hour, &kr),
+        (Grain::Hour, &kr_chrome),
+        (Grain::Day, &all),
+        (Grain::All, &kr),
+    ] {
+        let left = store
+            .series("m", grain, d, ALL_TIME_START, t(30, 0))
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{grain:?} {d:?}: {left:?}");
+    }
+    let other = store
+        .series("other", Grain::Hour, &all, t(1, 0), t(30, 0))
+        .await
+        .unwrap();
+    assert_eq!(other.len(), 1, "another metric keeps its rows");
+    assert_eq!(store.get_meta("as_of").await.unwrap().as_deref(), Some("b"));
 }

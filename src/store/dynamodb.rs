@@ -24,7 +24,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
@@ -299,6 +301,25 @@ impl DynamoStore {
         .await
     }
 
+    /// BatchWriteItem requests of up to 25 puts or deletes, unprocessed ones retried.
+    async fn write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        write_all(requests, |batch| async move {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, batch)
+                .send()
+                .await
+                .map_err(sdk)?;
+            Ok(out
+                .unprocessed_items()
+                .and_then(|m| m.get(&self.table))
+                .cloned()
+                .unwrap_or_default())
+        })
+        .await
+    }
+
     async fn query(
         &self,
         index: Option<&str>,
@@ -363,21 +384,7 @@ impl PeriodStore for DynamoStore {
                 Ok(WriteRequest::builder().put_request(put).build())
             })
             .collect::<Result<_, StoreError>>()?;
-        write_all(requests, |batch| async move {
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, batch)
-                .send()
-                .await
-                .map_err(sdk)?;
-            Ok(out
-                .unprocessed_items()
-                .and_then(|m| m.get(&self.table))
-                .cloned()
-                .unwrap_or_default())
-        })
-        .await
+        self.write(requests).await
     }
 
     async fn series(
@@ -456,6 +463,44 @@ impl PeriodStore for DynamoStore {
             }
         }
         Ok(fetched)
+    }
+
+    /// Finds the rows through the dimension-set index (one Query per grain and set), then deletes
+    /// them in batches. The index may lag a write by a moment; a retired version has had none
+    /// since it was retired, well before its rows are deleted.
+    async fn delete_metric(&self, metric: &str, dim_sets: &[String]) -> Result<(), StoreError> {
+        let mut keys: Vec<(String, i64)> = Vec::new();
+        for grain in [Grain::Hour, Grain::Day, Grain::Month, Grain::All] {
+            for set in dim_sets {
+                let rows = self
+                    .query(
+                        Some(SET_INDEX),
+                        "set_pk",
+                        set_pk(metric, grain, set),
+                        DateTime::<Utc>::MIN_UTC,
+                        DateTime::<Utc>::MAX_UTC,
+                    )
+                    .await?;
+                keys.extend(
+                    rows.iter()
+                        .map(|r| (series_pk(&r.metric, r.grain, &r.dims), r.start.timestamp())),
+                );
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        let requests: Vec<WriteRequest> = keys
+            .into_iter()
+            .map(|(pk, sk)| {
+                let delete = DeleteRequest::builder()
+                    .key("pk", s(pk))
+                    .key("sk", n(sk))
+                    .build()
+                    .map_err(backend)?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<_, StoreError>>()?;
+        self.write(requests).await
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {

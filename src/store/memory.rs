@@ -82,6 +82,14 @@ impl PeriodStore for MemoryStore {
             .collect())
     }
 
+    async fn delete_metric(&self, metric: &str, _dim_sets: &[String]) -> Result<(), StoreError> {
+        self.rows
+            .lock()
+            .expect("store lock")
+            .retain(|k, _| k.0 != metric);
+        Ok(())
+    }
+
     async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self.meta.lock().expect("meta lock").get(key).cloned())
     }

@@ -107,6 +107,10 @@ pub trait PeriodStore: Send + Sync {
         Ok(fetched)
     }
 
+    /// Deletes every row of `metric` (a retired metric version), whose groups are grouped by the
+    /// dimension sets `dim_sets` (every subset of its dimensions, as [`crate::model::dims::dim_set_key`]s).
+    async fn delete_metric(&self, metric: &str, dim_sets: &[String]) -> Result<(), StoreError>;
+
     async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
     async fn put_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
 }

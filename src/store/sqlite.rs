@@ -190,6 +190,16 @@ impl PeriodStore for SqliteStore {
         .await
     }
 
+    async fn delete_metric(&self, metric: &str, _dim_sets: &[String]) -> Result<(), StoreError> {
+        let metric = metric.to_string();
+        self.with(move |conn| {
+            conn.execute("DELETE FROM period_rows WHERE metric = ?1", params![metric])
+                .map(|_| ())
+                .map_err(backend)
+        })
+        .await
+    }
+
     async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         let key = key.to_string();
         self.with(move |conn| {

@@ -184,9 +184,11 @@ async fn create_queue(sqs: &aws_sdk_sqs::Client) -> String {
 fn rollup_for(storage: Storage, store: Arc<dyn PeriodStore>) -> Rollup {
     Rollup {
         storage,
+        events: None,
         store,
         catalog: Catalog::builtin(),
         reporting_tz: Tz::UTC,
+        retire_after: tally::rollup::DEFAULT_RETIRE_AFTER,
     }
 }
 
@@ -290,7 +292,12 @@ async fn send_ingest_rollup_api_over_the_emulator_equal_local_mode() {
     assert_same_numbers(store.clone(), &reference).await;
 
     // The api function answers an API Gateway HTTP API (payload 2.0) request from DynamoDB.
-    let app = tally_api_fn::app(store.clone(), QueryOptions::default(), Default::default());
+    let app = tally_api_fn::app(
+        store.clone(),
+        storage.clone(),
+        QueryOptions::default(),
+        Default::default(),
+    );
     let fixture = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/api-gateway-v2-request.json"
@@ -462,7 +469,7 @@ async fn a_dashboard_answer_costs_at_most_two_dynamodb_requests() {
                 let rows = reference
                     .store
                     .groups(
-                        name,
+                        &tally::rollup::version_key(name, &def.version(Tz::UTC)),
                         grain,
                         &set,
                         DateTime::UNIX_EPOCH,

@@ -211,3 +211,89 @@ fn a_bad_reporting_zone_is_named() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("TALLY_REPORTING_TZ"));
 }
+
+#[test]
+fn sql_test_passes_the_shipped_tests_and_shows_what_differs() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = tally(dir.path())
+        .arg("--sql")
+        .arg(repo.join("sql"))
+        .args(["sql", "test"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every shipped metric has a test file, and each file checks something.
+    for metric in [
+        "content_views",
+        "purchases",
+        "revenue",
+        "sign_ins",
+        "visitors",
+    ] {
+        assert!(
+            stdout.contains(&format!("tests/{metric}.toml  {metric}")),
+            "{metric} has no test: {stdout}"
+        );
+    }
+    assert!(stdout.contains("5 test files"), "{stdout}");
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+
+    // A working copy whose revenue forgets the quantity: the shipped revenue test catches it and
+    // says where, with the expected and the computed numbers side by side.
+    let sql = dir.path().join("sql");
+    std::fs::create_dir_all(sql.join("tests")).unwrap();
+    let revenue = std::fs::read_to_string(repo.join("sql/revenue.sql")).unwrap();
+    std::fs::write(
+        sql.join("revenue.sql"),
+        revenue.replace("SUM(price * COALESCE(quantity, 1))", "SUM(price)"),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo.join("sql/tests/revenue.toml"),
+        sql.join("tests/revenue.toml"),
+    )
+    .unwrap();
+    let out = tally(dir.path())
+        .arg("--sql")
+        .arg(&sql)
+        .args(["sql", "test"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "a failing test fails the command: {stdout}"
+    );
+    // 1 August in Seoul: p4 1.50 + p1 10.00 (its quantity of 2 forgotten) + p2 4.99.
+    let row = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("value") && l.contains("<- differs"))
+        .unwrap_or_else(|| panic!("no differing value row: {stdout}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[..3], ["value", "26.49", "16.49"], "{row}");
+    assert!(
+        stdout.contains("FAIL  #1: 2026-08-01 .. 2026-08-02 tz=Asia/Seoul interval=day"),
+        "{stdout}"
+    );
+
+    // A test file that is not one is named, not skipped.
+    std::fs::write(
+        sql.join("tests/broken.toml"),
+        "metric = \"revenue\"\nexpect = 3\n",
+    )
+    .unwrap();
+    let out = tally(dir.path())
+        .arg("--sql")
+        .arg(&sql)
+        .args(["sql", "test"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("broken.toml: not a test file"), "{stdout}");
+}

@@ -7,6 +7,8 @@
 //! - `cli`: the `tally` binary as a user runs it;
 //! - `aws_emulator`: the functions' handlers over S3, SQS and DynamoDB (moto), with faults,
 //!   redeliveries and DynamoDB reads that lag behind writes;
+//! - `metric_versions`: deploys of changed, new and removed metrics rebuilding themselves, on one
+//!   machine and over moto;
 //! - `published_contracts`: the JSON Schema and OpenAPI documents agree with the code.
 //!
 //! The AWS tests need the emulator `make test` starts (`tests/support/with-moto.sh`).
@@ -16,6 +18,7 @@ mod aws_emulator;
 mod cli;
 mod end_to_end;
 mod flaky_store;
+mod metric_versions;
 mod oracle;
 mod published_contracts;
 

@@ -152,6 +152,16 @@ impl Oracle {
                 .filter(|e| e.kind == "purchase")
                 .filter_map(|e| e.price.map(|p| p * Decimal::from(e.quantity.unwrap_or(1))))
                 .sum(),
+            // Revenue at list price, the quantity left out (a changed definition in the tests).
+            "revenue_list_price" => evs
+                .filter(|e| e.kind == "purchase")
+                .filter_map(|e| e.price)
+                .sum(),
+            // Units sold: the quantity of each purchase, 1 when absent (a deployed new metric).
+            "purchase_units" => evs
+                .filter(|e| e.kind == "purchase")
+                .map(|e| Decimal::from(e.quantity.unwrap_or(1)))
+                .sum(),
             other => panic!("the oracle does not know metric {other}"),
         }
     }

@@ -93,6 +93,7 @@ async fn openapi_describes_the_router_routes_and_response_fields() {
         .collect();
     let sample = tally::serve::MetricResponse {
         metric: "m".into(),
+        version: "v".into(),
         unit: "u".into(),
         tz: "UTC".into(),
         range: tally::serve::TimeRange {

@@ -2,12 +2,20 @@
 
 use tally::testkit::{moto, runtime_api};
 
+/// An empty bucket: no catalog deployed (the built-in one is served), nothing rolled up.
+fn bucket() -> String {
+    let bucket = moto::unique("fn-api-lake");
+    moto::s3_storage(&bucket);
+    bucket
+}
+
 #[tokio::test]
 async fn bootstrap_answers_an_api_gateway_request() {
     let table = moto::unique("fn-api");
     moto::dynamo_store(&table).await;
     let mut env = runtime_api::aws_env(&moto::endpoint());
     env.push(("TALLY_TABLE", table));
+    env.push(("TALLY_BUCKET", bucket()));
     let out = runtime_api::invoke(
         env!("CARGO_BIN_EXE_tally-api"),
         &env,
@@ -35,6 +43,7 @@ async fn bootstrap_answers_a_bad_parameter_with_400() {
     moto::dynamo_store(&table).await;
     let mut env = runtime_api::aws_env(&moto::endpoint());
     env.push(("TALLY_TABLE", table));
+    env.push(("TALLY_BUCKET", bucket()));
     let event =
         runtime_api::fixture("api-gateway-v2-request.json").replace("2026-08-24", "2026-08-30");
     let out = runtime_api::invoke(env!("CARGO_BIN_EXE_tally-api"), &env, &event).await;
@@ -47,6 +56,7 @@ async fn bootstrap_serves_the_console_and_its_script() {
     moto::dynamo_store(&table).await;
     let mut env = runtime_api::aws_env(&moto::endpoint());
     env.push(("TALLY_TABLE", table));
+    env.push(("TALLY_BUCKET", bucket()));
     for (path, content_type, needle) in [
         ("/", "text/html; charset=utf-8", "<title>tally"),
         (

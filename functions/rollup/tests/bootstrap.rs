@@ -32,7 +32,13 @@ async fn bootstrap_rolls_up_touched_hours() {
         .to_utc();
     let rows = store
         .series(
-            "sign_ins",
+            &tally::rollup::version_key(
+                "sign_ins",
+                &tally::rollup::Catalog::builtin()
+                    .get("sign_ins")
+                    .unwrap()
+                    .version(chrono_tz::Tz::UTC),
+            ),
             tally::model::Grain::Day,
             &Default::default(),
             day,
