@@ -205,6 +205,8 @@ struct ServeArgs {
     oidc_scope: Option<String>,
 }
 
+// Parsed once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum SqlCommand {
     /// Plan every metric against the event schema; fail naming any file that cannot be stored.

@@ -115,6 +115,9 @@ pub struct Rollup {
     pub retire_after: Duration,
 }
 
+/// Period starts of one grain: which finer periods a merge reads, or grows a saved state by.
+type Starts<'a> = Option<&'a [DateTime<Utc>]>;
+
 /// One metric version as the rollup computes it.
 #[derive(Clone)]
 struct Target {
@@ -636,7 +639,7 @@ impl Rollup {
         name: &str,
         (grain, start): (Grain, DateTime<Utc>),
         finer: Grain,
-        (starts, grown_by): (Option<&[DateTime<Utc>]>, Option<&[DateTime<Utc>]>),
+        (starts, grown_by): (Starts<'_>, Starts<'_>),
         tz: Tz,
     ) -> Result<S, RollupError> {
         let storage = &self.storage;

@@ -1,5 +1,5 @@
-//! The `tally` binary as a user runs it: demo, ingest from stdin, rollup, query, compact, sql check
-//! and serve, on a real data directory.
+//! The `tally` binary as a user runs it: demo, ingest from stdin, rollup, query, compact, the
+//! `sql` commands (check, test, diff, deploy, status) and serve, on a real data directory.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -296,4 +296,146 @@ fn sql_test_passes_the_shipped_tests_and_shows_what_differs() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("broken.toml: not a test file"), "{stdout}");
+}
+
+#[test]
+fn the_data_team_diffs_deploys_and_watches_the_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.ndjson");
+    std::fs::write(
+        &events,
+        concat!(
+            r#"{"event_id":"p1","event_type":"purchase","occurred_at":"2026-08-01T10:00:00Z","price":"10.00","quantity":3,"country":"KR"}"#,
+            "\n",
+            r#"{"event_id":"p2","event_type":"purchase","occurred_at":"2026-08-01T11:00:00Z","price":"2.50","country":"US"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = tally(dir.path()).args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let revenue = |args: &[&str]| {
+        let (ok, stdout, stderr) = run(args);
+        assert!(ok, "{stderr}");
+        let v: Value = serde_json::from_str(&stdout).unwrap();
+        v["current_total"].to_string()
+    };
+    assert!(run(&["ingest", events.to_str().unwrap()]).0);
+    assert!(run(&["rollup"]).0);
+    let query = [
+        "query",
+        "revenue",
+        "--from",
+        "2026-08-01",
+        "--to",
+        "2026-08-02",
+    ];
+    assert_eq!(revenue(&query), "32.5", "10.00 x 3 + 2.50");
+
+    // A working copy: revenue at list price, a new metric, content views gone.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sql = dir.path().join("sql");
+    std::fs::create_dir(&sql).unwrap();
+    for m in ["purchases", "sign_ins", "visitors"] {
+        std::fs::copy(
+            repo.join(format!("sql/{m}.sql")),
+            sql.join(format!("{m}.sql")),
+        )
+        .unwrap();
+    }
+    let text = std::fs::read_to_string(repo.join("sql/revenue.sql")).unwrap();
+    std::fs::write(
+        sql.join("revenue.sql"),
+        text.replace("SUM(price * COALESCE(quantity, 1))", "SUM(price)"),
+    )
+    .unwrap();
+    std::fs::write(sql.join("units.sql"), "-- name: units\n-- dimensions: country\nSELECT country, SUM(COALESCE(quantity, 1)) AS value FROM events WHERE event_type = 'purchase' GROUP BY country\n").unwrap();
+    let working = sql.to_str().unwrap();
+
+    let (ok, diff, stderr) = run(&["--sql", working, "sql", "diff"]);
+    assert!(ok, "{stderr}");
+    assert!(diff.contains("changed    revenue"), "{diff}");
+    assert!(diff.contains("added      units"), "{diff}");
+    assert!(diff.contains("removed    content_views"), "{diff}");
+    assert!(diff.contains("unchanged  purchases"), "{diff}");
+    assert!(
+        diff.contains("2 metric(s) to build: 4 event hours to read"),
+        "{diff}"
+    );
+
+    // A broken file refuses the whole deploy, names the file, and changes nothing.
+    let pointer = dir.path().join("_catalog/current.json");
+    let deployed = std::fs::read(&pointer).unwrap();
+    std::fs::write(
+        sql.join("bad.sql"),
+        "-- name: bad\nCOPY events TO '/tmp/x.csv'\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = run(&["--sql", working, "sql", "deploy"]);
+    assert!(!ok);
+    assert!(stderr.contains("bad.sql"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&pointer).unwrap(),
+        deployed,
+        "a refused deploy changes nothing"
+    );
+    std::fs::remove_file(sql.join("bad.sql")).unwrap();
+
+    let (ok, out, stderr) = run(&["--sql", working, "sql", "deploy"]);
+    assert!(ok, "{stderr}");
+    assert!(out.contains("deployed catalog version"), "{out}");
+    let (_, status, _) = run(&["sql", "status"]);
+    let line = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            .to_string()
+    };
+    assert!(
+        line("units").contains("waiting for the next rollup"),
+        "{status}"
+    );
+    assert!(line("revenue").contains("ready"), "{status}");
+    // Until the rollup builds it, revenue answers from the old definition; content views are gone.
+    assert_eq!(revenue(&query), "32.5");
+    let (ok, _, stderr) = run(&[
+        "query",
+        "content_views",
+        "--from",
+        "2026-08-01",
+        "--to",
+        "2026-08-02",
+    ]);
+    assert!(!ok && stderr.contains("unknown metric"), "{stderr}");
+    // Only the `sql` commands take a working copy.
+    let (ok, _, stderr) = run(&["--sql", working, "rollup"]);
+    assert!(!ok && stderr.contains("tally sql deploy"), "{stderr}");
+
+    assert!(run(&["rollup"]).0);
+    let (_, after, _) = run(&["sql", "status"]);
+    assert!(
+        !after.contains("building") && !after.contains("waiting"),
+        "{after}"
+    );
+    assert_eq!(revenue(&query), "12.5", "10.00 + 2.50 at list price");
+    let (ok, units, stderr) = run(&[
+        "query",
+        "units",
+        "--from",
+        "2026-08-01",
+        "--to",
+        "2026-08-02",
+        "--filter",
+        "country=KR",
+    ]);
+    assert!(ok, "{stderr}");
+    let units: Value = serde_json::from_str(&units).unwrap();
+    assert_eq!(units["current_total"], 3);
 }

@@ -231,6 +231,48 @@ async fn the_rebuild_scenario(lake: Lake) {
         .await
         .unwrap();
 
+    // Preview before deploying: the changed and the new definition over the real lake, answered
+    // as the API will, with nothing written there.
+    let before_preview = (
+        lake.storage.list("_catalog").await.unwrap(),
+        lake.storage.list("_state").await.unwrap(),
+    );
+    let changed = changed_catalog();
+    for (name, filters) in [
+        ("revenue", &[][..]),
+        ("purchase_units", &[("country", "KR")][..]),
+    ] {
+        let def = changed.get(name).unwrap().as_ref().clone();
+        let r = tally::tools::sql_preview::preview(
+            &lake.storage,
+            def,
+            Tz::UTC,
+            &query(name, "2026-08-23", "2026-08-27", filters),
+        )
+        .await
+        .unwrap();
+        let m = oracle_metric(name, true);
+        assert_eq!(
+            r.current_total,
+            oracle.value(m, (utc(23, 0), utc(27, 0)), filters),
+            "preview of {name}"
+        );
+        let everything = (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
+        assert_eq!(
+            r.total,
+            oracle.value(m, everything, filters),
+            "preview of {name}, all time"
+        );
+    }
+    assert_eq!(
+        (
+            lake.storage.list("_catalog").await.unwrap(),
+            lake.storage.list("_state").await.unwrap(),
+        ),
+        before_preview,
+        "a preview stores nothing in the lake"
+    );
+
     // Deploy: a refused catalog first (nothing changes), then the real one.
     let broken = Catalog::from_sources([(
         "bad.sql".to_string(),
