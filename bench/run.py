@@ -142,8 +142,15 @@ def metric_sql():
             continue
         with open(os.path.join(ROOT, "sql", name)) as f:
             text = f.read()
+        if re.search(r"^-- formula:", text, re.M):
+            continue  # a ratio of two other metrics: computed when asked, nothing is rolled up
         dims = [d.strip() for d in re.search(r"^-- dimensions:(.*)$", text, re.M).group(1).split(",") if d.strip()]
         body = " ".join(" ".join(l for l in text.splitlines() if not l.startswith("--")).split())
+        if re.search(r"\bAVG\(", body, re.I):
+            # tally stores an average as its sum and its count; DuckDB computes the same two.
+            for suffix, aggregate in (("__sum", "SUM("), ("__count", "COUNT(")):
+                out.append((name[:-4] + suffix, dims, re.sub(r"\bAVG\(", aggregate, body, flags=re.I)))
+            continue
         out.append((name[:-4], dims, body))
     return out
 

@@ -119,6 +119,8 @@
   // ---- formatting ----------------------------------------------------------------------------
 
   function formatNumber(value, unit) {
+    // A ratio over a zero denominator has no value (null), which is not zero.
+    if (value === null || value === undefined) return "–";
     const money = unit === "currency";
     return new Intl.NumberFormat(locale, {
       minimumFractionDigits: money ? 2 : 0,

@@ -277,7 +277,8 @@ async fn main() -> Result<()> {
             let def = preview_definition(&working, &metric)?;
             let params = range.params(def.name.clone())?;
             let answer =
-                tally::tools::sql_preview::preview(&storage, def, reporting_tz, &params).await?;
+                tally::tools::sql_preview::preview(&storage, &working, def, reporting_tz, &params)
+                    .await?;
             return print_json(&answer);
         }
         return sql_catalog(&storage, &command, &working, reporting_tz).await;
@@ -330,7 +331,7 @@ async fn main() -> Result<()> {
         Command::Query { metric, range } => {
             let params = range.params(metric)?;
             let service = local.query_service(QueryOptions::default());
-            print_json(&service.query(&params, Utc::now()).await?)
+            print_json(&service.answer(&params, Utc::now()).await?)
         }
         Command::Serve(args) => serve(&local, args).await,
         Command::Sql { .. } | Command::Send { .. } | Command::Generate { .. } => {
@@ -388,7 +389,40 @@ async fn send(queue_url: &str, files: &[PathBuf]) -> Result<()> {
 
 async fn sql_check(catalog: &Catalog) -> Result<()> {
     let mut failed = 0;
-    for m in catalog.metrics() {
+    for m in catalog.listed() {
+        if let Some(f) = &m.formula {
+            if m.sql.is_empty() {
+                println!(
+                    "ok    {:<16} ratio {} / {} by [{}]  ({})",
+                    m.name,
+                    f.numerator,
+                    f.denominator,
+                    m.dimensions.join(", "),
+                    m.source
+                );
+                continue;
+            }
+            // An average: both of its stored parts must pass.
+            let mut failed_part = false;
+            for part in [&f.numerator, &f.denominator] {
+                if let Err(e) =
+                    tally::rollup::check_metric(catalog.get(part).expect("its part")).await
+                {
+                    failed += 1;
+                    failed_part = true;
+                    println!("FAIL  {e}");
+                }
+            }
+            if !failed_part {
+                println!(
+                    "ok    {:<16} Average by [{}]  ({})",
+                    m.name,
+                    m.dimensions.join(", "),
+                    m.source
+                );
+            }
+            continue;
+        }
         match tally::rollup::check_metric(m).await {
             Ok(kind) => println!(
                 "ok    {:<16} {:?} by [{}]  ({})",
@@ -438,6 +472,16 @@ async fn sql_catalog(
                 .await?
                 .unwrap_or_default();
             for def in deployed.catalog.metrics() {
+                if let (Some(f), true) = (&def.formula, def.sql.is_empty()) {
+                    println!(
+                        "{:<16} ratio   {} / {}, computed when asked",
+                        def.name, f.numerator, f.denominator
+                    );
+                    continue;
+                }
+                if def.formula.is_some() {
+                    continue; // an average: its two parts are listed
+                }
                 let ready = live.ready.get(&def.name).map(|b| b.version.as_str());
                 let state = match (ready, live.building.get(&def.name)) {
                     (_, Some(b)) => format!(
@@ -479,7 +523,7 @@ fn preview_definition(working: &Catalog, what: &str) -> Result<tally::rollup::Me
     }
 }
 
-/// Prints how `working` differs from `deployed`, metric by metric.
+/// Prints how `working` differs from `deployed`, metric by metric, and what the rollup would read.
 async fn print_changes(
     storage: &tally::lake::Storage,
     deployed: Option<&Catalog>,
@@ -487,29 +531,27 @@ async fn print_changes(
     reporting_tz: chrono_tz::Tz,
 ) -> Result<()> {
     let hours = storage.hours_with_data().await?.len();
-    let mut rebuilt = 0;
-    for def in working.metrics() {
+    let old_version = |name: &str| {
+        deployed
+            .and_then(|c| c.get(name))
+            .map(|d| d.version(reporting_tz))
+    };
+    for def in working.listed() {
         let version = def.version(reporting_tz);
-        match deployed.and_then(|c| c.get(&def.name)) {
-            None => {
-                rebuilt += 1;
-                println!(
-                    "added      {:<16} v{version}: builds from {hours} event hours",
-                    def.name
-                );
-            }
-            Some(old) if old.version(reporting_tz) != version => {
-                rebuilt += 1;
-                println!(
-                    "changed    {:<16} v{} -> v{version}: rebuilt from {hours} event hours beside the old numbers",
-                    def.name,
-                    old.version(reporting_tz)
-                );
+        let what = if def.formula.is_some() && def.sql.is_empty() {
+            "a ratio, computed when asked".to_string()
+        } else {
+            format!("v{version}")
+        };
+        match old_version(&def.name) {
+            None => println!("added      {:<16} {what}", def.name),
+            Some(old) if old != version => {
+                println!("changed    {:<16} v{old} -> {what}", def.name)
             }
             Some(_) => println!("unchanged  {}", def.name),
         }
     }
-    for old in deployed.map(|c| c.metrics()).unwrap_or_default() {
+    for old in deployed.into_iter().flat_map(|c| c.listed()) {
         if working.get(&old.name).is_none() {
             println!(
                 "removed    {:<16} answers 404 at once; its rows are deleted",
@@ -517,9 +559,15 @@ async fn print_changes(
             );
         }
     }
+    // What the rollup builds: every stored metric (an average's two parts) new or changed, each
+    // beside its old numbers, from every event hour.
+    let builds = working
+        .computed()
+        .filter(|d| old_version(&d.name) != Some(d.version(reporting_tz)))
+        .count();
     println!(
-        "{rebuilt} metric(s) to build: {} event hours to read",
-        rebuilt * hours
+        "{builds} metric(s) to build: {} event hours to read",
+        builds * hours
     );
     Ok(())
 }

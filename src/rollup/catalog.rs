@@ -9,6 +9,12 @@
 //! SELECT country, browser, COUNT(*) AS value FROM events WHERE event_type = 'sign-in' GROUP BY country, browser
 //! ```
 //!
+//! Two more kinds of file. A **formula** has a `-- formula: revenue / purchases` header and no
+//! query: its numbers divide one metric's by another's, over the dimensions both have. An
+//! **average** is a query with `AVG(x)`: the catalog stores it as two hidden metrics, `SUM(x)` and
+//! `COUNT(x)` (named `<name>__sum` and `<name>__count`), and answers their ratio, so it merges
+//! exactly across hours, days, months and zones.
+//!
 //! Reading the catalog needs no query engine (the API loads it); `crate::rollup::engine` plans and checks the queries.
 
 use std::path::Path;
@@ -44,7 +50,39 @@ pub struct MetricDef {
     /// The whole file as written (header and query): what a deploy publishes.
     #[serde(skip)]
     pub text: String,
+    /// For a formula (or an average), the two metrics whose ratio it answers.
+    #[serde(
+        serialize_with = "formula_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub formula: Option<Formula>,
+    /// A metric the catalog made from an average's query: built and stored, not listed.
+    #[serde(skip)]
+    pub hidden: bool,
 }
+
+/// `numerator / denominator`, two metrics of the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Formula {
+    pub numerator: String,
+    pub denominator: String,
+}
+
+fn formula_text_of(f: &Option<Formula>) -> String {
+    f.as_ref().map_or(String::new(), |f| {
+        format!("{} / {}", f.numerator, f.denominator)
+    })
+}
+
+fn formula_text<S: serde::Serializer>(f: &Option<Formula>, s: S) -> Result<S::Ok, S::Error> {
+    match f {
+        Some(f) => s.serialize_str(&format!("{} / {}", f.numerator, f.denominator)),
+        None => s.serialize_none(),
+    }
+}
+
+/// The suffixes of the two hidden metrics an average is stored as.
+const AVERAGE_PARTS: [(&str, &str); 2] = [("__sum", "SUM("), ("__count", "COUNT(")];
 
 #[derive(Debug, thiserror::Error)]
 #[error("{source_name}: {message}")]
@@ -70,6 +108,15 @@ fn valid_identifier(s: &str) -> bool {
 impl MetricDef {
     /// Parses one SQL file. `source` names it in errors (`sql/visitors.sql`).
     pub fn parse(source: &str, text: &str) -> Result<MetricDef, CatalogError> {
+        MetricDef::parse_with(source, text, false)
+    }
+
+    /// Parses a definition the rollup recorded, the hidden parts of averages (`x__sum`) included.
+    pub(crate) fn parse_recorded(source: &str, text: &str) -> Result<MetricDef, CatalogError> {
+        MetricDef::parse_with(source, text, true)
+    }
+
+    fn parse_with(source: &str, text: &str, parts: bool) -> Result<MetricDef, CatalogError> {
         let mut def = MetricDef {
             name: String::new(),
             title: String::new(),
@@ -79,6 +126,8 @@ impl MetricDef {
             sql: String::new(),
             source: source.to_string(),
             text: text.to_string(),
+            formula: None,
+            hidden: false,
         };
         let mut body = Vec::new();
         let mut in_header = true;
@@ -93,6 +142,7 @@ impl MetricDef {
                         "title" => def.title = value,
                         "description" => def.description = value,
                         "unit" => def.unit = value,
+                        "formula" => def.formula = Some(parse_formula(&at, &value)?),
                         "dimensions" => {
                             def.dimensions = value
                                 .split(',')
@@ -114,11 +164,12 @@ impl MetricDef {
             }
         }
         def.sql = body.join("\n").trim().trim_end_matches(';').to_string();
-        if !valid_identifier(&def.name) {
+        def.hidden = parts && def.name.contains("__");
+        if !valid_identifier(&def.name) || (def.name.contains("__") && !def.hidden) {
             return Err(err(
                 source,
                 format!(
-                    "header `name` must be lowercase letters, digits and _ (got {:?})",
+                    "header `name` must be lowercase letters, digits and single _ (got {:?})",
                     def.name
                 ),
             ));
@@ -126,8 +177,19 @@ impl MetricDef {
         if def.title.is_empty() {
             def.title = def.name.clone();
         }
-        if def.sql.is_empty() {
-            return Err(err(source, "no query after the header"));
+        match (&def.formula, def.sql.is_empty()) {
+            (None, true) => return Err(err(source, "no query after the header")),
+            (Some(_), false) => {
+                return Err(err(
+                    source,
+                    "a formula has no query: its numbers come from the two metrics it names",
+                ))
+            }
+            (Some(_), true) if !def.dimensions.is_empty() => return Err(err(
+                source,
+                "a formula's dimensions are those both of its metrics have: leave out `dimensions`",
+            )),
+            _ => {}
         }
         if def.dimensions.len() > MAX_DIMENSIONS {
             return Err(err(
@@ -164,7 +226,8 @@ impl MetricDef {
     pub fn version(&self, reporting_tz: chrono_tz::Tz) -> String {
         let hash = blake3::hash(
             format!(
-                "{STORED_FORMAT}\n{}\n{}\n{}",
+                "{STORED_FORMAT}\n{}\n{}\n{}\n{}",
+                formula_text_of(&self.formula),
                 normalised_query(&self.sql),
                 self.dimensions.join(","),
                 reporting_tz.name()
@@ -214,6 +277,131 @@ fn normalised_query(sql: &str) -> String {
     out.trim().to_string()
 }
 
+fn parse_formula(at: &str, value: &str) -> Result<Formula, CatalogError> {
+    let parts: Vec<&str> = value.split('/').map(str::trim).collect();
+    match parts.as_slice() {
+        [a, b] if valid_identifier(a) && valid_identifier(b) => Ok(Formula {
+            numerator: a.to_string(),
+            denominator: b.to_string(),
+        }),
+        _ => Err(err(
+            at,
+            format!("formula must be `metric / metric`, got {value:?}"),
+        )),
+    }
+}
+
+/// Where `AVG(` starts in a query, outside quotes and case aside, if it does once; an error if it
+/// does more than once.
+fn average_at(def: &MetricDef) -> Result<Option<usize>, CatalogError> {
+    let lower = def.sql.to_ascii_lowercase();
+    let bytes = lower.as_bytes();
+    let mut found = Vec::new();
+    let mut quote: Option<u8> = None;
+    for (i, &c) in bytes.iter().enumerate() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'\'' || c == b'"' => quote = Some(c),
+            None => {
+                let starts_word =
+                    i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+                if starts_word && lower[i..].starts_with("avg(") {
+                    found.push(i);
+                }
+            }
+        }
+    }
+    match found.as_slice() {
+        [] => Ok(None),
+        [i] => Ok(Some(*i)),
+        _ => Err(err(&def.source, "at most one AVG(...) per metric")),
+    }
+}
+
+/// An average's two hidden metrics, its query's `AVG(` made `SUM(` and `COUNT(`; the average
+/// itself becomes their formula.
+fn split_average(def: &mut MetricDef, at: usize) -> Vec<MetricDef> {
+    let mut parts = Vec::new();
+    for (suffix, aggregate) in AVERAGE_PARTS {
+        let sql = format!("{}{aggregate}{}", &def.sql[..at], &def.sql[at + 4..]);
+        let name = format!("{}{suffix}", def.name);
+        parts.push(MetricDef {
+            // What the rollup records of the version it builds (read back by `parse_recorded`).
+            text: format!(
+                "-- name: {name}\n-- dimensions: {}\n{sql}\n",
+                def.dimensions.join(", ")
+            ),
+            name,
+            title: format!("{} ({})", def.title, suffix.trim_start_matches('_')),
+            description: String::new(),
+            unit: def.unit.clone(),
+            dimensions: def.dimensions.clone(),
+            sql,
+            source: def.source.clone(),
+            formula: None,
+            hidden: true,
+        });
+    }
+    def.formula = Some(Formula {
+        numerator: parts[0].name.clone(),
+        denominator: parts[1].name.clone(),
+    });
+    parts
+}
+
+/// Checks every formula's metrics exist and form no cycle, and gives each formula the dimensions
+/// both its metrics have.
+fn resolve_formulas(metrics: &mut [MetricDef]) -> Result<(), CatalogError> {
+    fn dims_of(
+        name: &str,
+        metrics: &[MetricDef],
+        path: &mut Vec<String>,
+    ) -> Result<Vec<String>, CatalogError> {
+        let def = metrics
+            .iter()
+            .find(|m| m.name == name)
+            .expect("checked by the caller");
+        let Some(f) = &def.formula else {
+            return Ok(def.dimensions.clone());
+        };
+        if path.iter().any(|p| p == name) {
+            path.push(name.to_string());
+            return Err(err(
+                &def.source,
+                format!(
+                    "formulas refer to each other in a cycle: {}",
+                    path.join(" -> ")
+                ),
+            ));
+        }
+        path.push(name.to_string());
+        let mut sides = Vec::new();
+        for side in [&f.numerator, &f.denominator] {
+            if !metrics.iter().any(|m| &m.name == side) {
+                return Err(err(
+                    &def.source,
+                    format!("formula of `{name}` refers to `{side}`, which is not a metric of the catalog"),
+                ));
+            }
+            sides.push(dims_of(side, metrics, path)?);
+        }
+        path.pop();
+        Ok(sides[0]
+            .iter()
+            .filter(|d| sides[1].contains(d))
+            .cloned()
+            .collect())
+    }
+    for i in 0..metrics.len() {
+        if metrics[i].formula.is_some() && !metrics[i].hidden {
+            let dims = dims_of(&metrics[i].name.clone(), metrics, &mut Vec::new())?;
+            metrics[i].dimensions = dims;
+        }
+    }
+    Ok(())
+}
+
 /// All metric definitions, by name.
 #[derive(Debug, Clone)]
 pub struct Catalog {
@@ -224,17 +412,24 @@ impl Catalog {
     pub fn from_sources<'a>(
         files: impl IntoIterator<Item = (String, &'a str)>,
     ) -> Result<Catalog, CatalogError> {
-        let mut metrics: Vec<Arc<MetricDef>> = Vec::new();
+        let mut metrics: Vec<MetricDef> = Vec::new();
         for (source, text) in files {
-            let def = MetricDef::parse(&source, text)?;
+            let mut def = MetricDef::parse(&source, text)?;
             if let Some(prev) = metrics.iter().find(|m| m.name == def.name) {
                 return Err(err(
                     &source,
                     format!("metric `{}` is also defined in {}", def.name, prev.source),
                 ));
             }
-            metrics.push(Arc::new(def));
+            let parts = match average_at(&def)? {
+                Some(at) if def.formula.is_none() => split_average(&mut def, at),
+                _ => Vec::new(),
+            };
+            metrics.push(def);
+            metrics.extend(parts);
         }
+        resolve_formulas(&mut metrics)?;
+        let mut metrics: Vec<Arc<MetricDef>> = metrics.into_iter().map(Arc::new).collect();
         metrics.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Catalog { metrics })
     }
@@ -267,8 +462,19 @@ impl Catalog {
         self.metrics.iter().find(|m| m.name == name)
     }
 
+    /// Every definition, the hidden parts of averages included.
     pub fn metrics(&self) -> &[Arc<MetricDef>] {
         &self.metrics
+    }
+
+    /// The definitions the rollup computes from events: all but formulas and averages.
+    pub fn computed(&self) -> impl Iterator<Item = &Arc<MetricDef>> {
+        self.metrics.iter().filter(|m| m.formula.is_none())
+    }
+
+    /// The definitions a deploy publishes and the API lists: all but the hidden parts of averages.
+    pub fn listed(&self) -> impl Iterator<Item = &Arc<MetricDef>> {
+        self.metrics.iter().filter(|m| !m.hidden)
     }
 }
 
@@ -279,10 +485,12 @@ mod tests {
     #[test]
     fn builtin_catalog_has_the_shipped_metrics() {
         let c = Catalog::builtin();
-        let names: Vec<_> = c.metrics().iter().map(|m| m.name.as_str()).collect();
+        let names: Vec<_> = c.listed().map(|m| m.name.as_str()).collect();
         assert_eq!(
             names,
             [
+                "average_order_value",
+                "average_price",
                 "content_views",
                 "purchases",
                 "revenue",
@@ -295,6 +503,75 @@ mod tests {
             ["country", "browser"]
         );
         assert!(c.get("revenue").unwrap().sql.starts_with("SELECT"));
+        // A formula has the dimensions both of its metrics have.
+        let aov = c.get("average_order_value").unwrap();
+        assert_eq!(aov.dimensions, ["item_id", "country"]);
+        // An average is stored as the sum and the count of its value, hidden.
+        let avg = c.get("average_price").unwrap();
+        let f = avg.formula.as_ref().unwrap();
+        assert_eq!(
+            (f.numerator.as_str(), f.denominator.as_str()),
+            ("average_price__sum", "average_price__count")
+        );
+        let sum = c.get("average_price__sum").unwrap();
+        assert!(sum.hidden && sum.sql.contains("SUM(price)"), "{}", sum.sql);
+        assert!(c
+            .get("average_price__count")
+            .unwrap()
+            .sql
+            .contains("COUNT(price)"));
+    }
+
+    #[test]
+    fn formulas_over_unknown_metrics_cycles_or_bad_shapes_are_refused_naming_the_file() {
+        let base = "-- name: a\nSELECT COUNT(*) AS value FROM events";
+        let cases: [(&[(&str, &str)], &str); 6] = [
+            (
+                &[("f.sql", "-- name: f\n-- formula: a / nosuch")],
+                "f.sql: formula of `f` refers to `nosuch`",
+            ),
+            (
+                &[
+                    ("f.sql", "-- name: f\n-- formula: g / a"),
+                    ("g.sql", "-- name: g\n-- formula: f / a"),
+                ],
+                "in a cycle",
+            ),
+            (
+                &[("f.sql", "-- name: f\n-- formula: a + a")],
+                "f.sql:2: formula must be `metric / metric`",
+            ),
+            (
+                &[("f.sql", "-- name: f\n-- formula: a / a\nSELECT 1")],
+                "a formula has no query",
+            ),
+            (
+                &[(
+                    "f.sql",
+                    "-- name: f\n-- dimensions: country\n-- formula: a / a",
+                )],
+                "leave out `dimensions`",
+            ),
+            (
+                &[(
+                    "f.sql",
+                    "-- name: f\nSELECT AVG(price) + AVG(quantity) AS value FROM events",
+                )],
+                "at most one AVG",
+            ),
+        ];
+        for (files, want) in cases {
+            let mut all: Vec<(String, &str)> = vec![("a.sql".to_string(), base)];
+            all.extend(files.iter().map(|(n, t)| (n.to_string(), *t)));
+            let e = Catalog::from_sources(all).unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        // Removing a metric a formula uses is refused the same way.
+        let e = Catalog::from_sources([("f.sql".to_string(), "-- name: f\n-- formula: a / b")])
+            .unwrap_err();
+        assert!(e.to_string().starts_with("f.sql: "), "{e}");
+        // A name with a double underscore is kept for the parts of averages.
+        assert!(MetricDef::parse("x.sql", "-- name: a__sum\nSELECT 1").is_err());
     }
 
     #[test]

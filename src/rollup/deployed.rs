@@ -86,7 +86,7 @@ pub async fn current(storage: &Storage) -> Result<Option<Deployed>, DeployError>
 /// Checks every definition (the `tally sql check` rules) and publishes the catalog as the current
 /// version. A catalog that fails a check is refused before anything is written.
 pub async fn deploy(storage: &Storage, catalog: &Catalog) -> Result<Deployed, DeployError> {
-    for m in catalog.metrics() {
+    for m in catalog.computed() {
         engine::check(m).await?;
     }
     publish(storage, catalog).await
@@ -95,8 +95,7 @@ pub async fn deploy(storage: &Storage, catalog: &Catalog) -> Result<Deployed, De
 async fn publish(storage: &Storage, catalog: &Catalog) -> Result<Deployed, DeployError> {
     let stored = Stored {
         files: catalog
-            .metrics()
-            .iter()
+            .listed()
             .map(|m| (file_name(&m.source, &m.name), m.text.clone()))
             .collect(),
     };

@@ -96,7 +96,7 @@ impl Version {
             metric: name.to_string(),
             source,
         };
-        let def = MetricDef::parse(&format!("{name}.sql"), text).map_err(definition)?;
+        let def = MetricDef::parse_recorded(&format!("{name}.sql"), text).map_err(definition)?;
         let reporting_tz = zone
             .parse()
             .map_err(|_| LiveError::Corrupt(format!("{zone:?} is not a time zone")))?;
@@ -113,16 +113,18 @@ impl Version {
         catalog
             .metrics()
             .iter()
-            .map(|def| {
-                let version = def.version(reporting_tz);
-                Version {
-                    key: version_key(&def.name, &version),
-                    def: def.clone(),
-                    version,
-                    reporting_tz,
-                }
-            })
+            .filter_map(|def| Version::all_of(def, reporting_tz))
             .collect()
+    }
+
+    fn all_of(def: &Arc<MetricDef>, reporting_tz: Tz) -> Option<Version> {
+        let version = def.version(reporting_tz);
+        Some(Version {
+            key: version_key(&def.name, &version),
+            def: def.clone(),
+            version,
+            reporting_tz,
+        })
     }
 }
 
@@ -204,6 +206,8 @@ impl Served {
         for def in deployed.metrics() {
             let ready = match live.ready.get(&def.name) {
                 Some(built) => Some(built.version_of(&def.name)?),
+                // A ratio is computed when asked, from its two metrics: nothing to build.
+                None if def.formula.is_some() => Version::all_of(def, Tz::UTC),
                 None => None,
             };
             let building = live

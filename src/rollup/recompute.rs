@@ -219,7 +219,7 @@ impl Rollup {
                 let mut live = Live::default();
                 if self.store.get_meta(META_AS_OF).await?.is_some() {
                     // Rolled up by a release that kept rows under the bare metric name.
-                    for def in deployed.metrics() {
+                    for def in deployed.computed() {
                         live.retire(def.name.clone(), def.dimensions.clone(), now);
                     }
                 }
@@ -236,7 +236,7 @@ impl Rollup {
             }
         }
         let mut new_builds = Vec::new();
-        for def in deployed.metrics() {
+        for def in deployed.computed() {
             let version = def.version(self.reporting_tz);
             let is_ready = live
                 .ready

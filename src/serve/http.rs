@@ -237,7 +237,12 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
 
 async fn list_metrics(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let served = state.service.served().await?;
-    let metrics: Vec<_> = served.metrics.iter().map(metric_entry).collect();
+    let metrics: Vec<_> = served
+        .metrics
+        .iter()
+        .filter(|m| !m.deployed.hidden)
+        .map(metric_entry)
+        .collect();
     Ok(Json(
         json!({"reporting_tz": state.service.reporting_tz().name(), "metrics": metrics}),
     ))
@@ -268,7 +273,7 @@ async fn get_metric(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let params = params_from_query(name, query)?;
-    let answer = state.service.query(&params, (state.clock)()).await?;
+    let answer = state.service.answer(&params, (state.clock)()).await?;
     Ok(Json(answer).into_response())
 }
 

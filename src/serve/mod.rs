@@ -5,6 +5,7 @@
 mod console;
 mod http;
 pub(crate) mod query;
+mod ratio;
 
 pub use console::SignIn;
 pub use http::{router, router_with_clock, ApiOptions, Clock, CorsOrigin};
@@ -13,3 +14,4 @@ pub use query::{
     QueryOptions, QueryParams, QueryService, TimeRange, DEFAULT_CATALOG_TTL,
     DEFAULT_MAX_RANGE_DAYS,
 };
+pub use ratio::{Answer, RatioGroup, RatioPoint, RatioResponse};

@@ -116,7 +116,7 @@ pub enum QueryError {
     Internal(String),
 }
 
-fn bad(param: &str, message: impl Into<String>) -> QueryError {
+pub(crate) fn bad(param: &str, message: impl Into<String>) -> QueryError {
     QueryError::BadParameter {
         param: param.to_string(),
         message: message.into(),
@@ -495,6 +495,27 @@ impl QueryService {
         self.options.reporting_tz
     }
 
+    /// How many groups `group_by` answers.
+    pub(crate) fn group_limit(&self, p: &QueryParams) -> Result<usize, QueryError> {
+        match p.limit.as_deref() {
+            None | Some("") => Ok(self.options.default_group_limit),
+            Some(s) => match s.parse::<usize>() {
+                Ok(n) if (1..=self.options.max_group_limit).contains(&n) => Ok(n),
+                _ => Err(bad(
+                    "limit",
+                    format!(
+                        "limit must be an integer from 1 to {}, got {s:?}",
+                        self.options.max_group_limit
+                    ),
+                )),
+            },
+        }
+    }
+
+    pub(crate) fn max_group_limit(&self) -> usize {
+        self.options.max_group_limit
+    }
+
     /// The version `name` is answered from.
     async fn ready(&self, name: &str) -> Result<Version, QueryError> {
         let served = self.served().await?;
@@ -635,21 +656,7 @@ impl QueryService {
                 ))
             }
         };
-        let limit = match p.limit.as_deref() {
-            None | Some("") => self.options.default_group_limit,
-            Some(s) => match s.parse::<usize>() {
-                Ok(n) if (1..=self.options.max_group_limit).contains(&n) => n,
-                _ => {
-                    return Err(bad(
-                        "limit",
-                        format!(
-                            "limit must be an integer from 1 to {}, got {s:?}",
-                            self.options.max_group_limit
-                        ),
-                    ))
-                }
-            },
-        };
+        let limit = self.group_limit(p)?;
         Ok(Plan {
             def,
             key: ready.key.clone(),
@@ -669,13 +676,23 @@ impl QueryService {
         })
     }
 
-    /// Answers one query. `now` decides clipping (passed in so answers are reproducible).
+    /// Answers one query for a stored metric (for any metric, [`QueryService::answer`]). `now`
+    /// decides clipping (passed in so answers are reproducible).
     pub async fn query(
         &self,
         p: &QueryParams,
         now: DateTime<Utc>,
     ) -> Result<MetricResponse, QueryError> {
         let ready = self.ready(&p.metric).await?;
+        if ready.def.formula.is_some() {
+            return Err(bad(
+                "metric",
+                format!(
+                    "`{}` is a ratio of two metrics, answered by `answer`",
+                    p.metric
+                ),
+            ));
+        }
         let plan = self.plan(p, &ready, now)?;
         let rtz = plan.rtz;
         let filter_dims: Dims = plan
@@ -782,14 +799,18 @@ impl QueryService {
                 ));
             }
         }
-        let ready = self.ready(&p.metric).await?;
-        let def = &ready.def;
+        let mut ready = self.ready(&p.metric).await?;
+        let def = ready.def.clone();
         if !def.dimensions.iter().any(|d| d == dimension) {
             return Err(QueryError::UnknownDimension {
                 metric: def.name.clone(),
                 dimension: dimension.to_string(),
                 dimensions: def.dimensions.join(", "),
             });
+        }
+        // A ratio's values are those of its numerator (a value is seen where it has events).
+        while let Some(f) = &ready.def.formula {
+            ready = self.ready(&f.numerator).await?;
         }
         let mut p = p.clone();
         p.group_by = Some(dimension.to_string());
@@ -809,7 +830,7 @@ impl QueryService {
         values.sort_by(|a, b| b.total.cmp(&a.total).then(a.value.cmp(&b.value)));
         values.truncate(plan.limit);
         Ok(DimensionValues {
-            metric: plan.def.name.clone(),
+            metric: def.name.clone(),
             dimension: dimension.to_string(),
             tz: plan.tz.name().to_string(),
             range: TimeRange {

@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 
 use crate::lake::Storage;
 use crate::rollup::{Catalog, MetricDef, Rollup, RollupError, DEFAULT_RETIRE_AFTER};
-use crate::serve::{MetricResponse, QueryError, QueryOptions, QueryParams, QueryService};
+use crate::serve::{Answer, QueryError, QueryOptions, QueryParams, QueryService};
 use crate::store::{SqliteStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,17 +26,42 @@ pub enum PreviewError {
     Catalog(#[from] crate::rollup::CatalogError),
 }
 
-/// Builds `def` over every hour of `lake` in a temporary place and answers `params` from it.
+/// Builds `def` (with the metrics of `working` a formula of it needs) over every hour of `lake` in
+/// a temporary place and answers `params` for it from there.
 pub async fn preview(
     lake: &Storage,
+    working: &Catalog,
     def: MetricDef,
     reporting_tz: Tz,
     params: &QueryParams,
-) -> Result<MetricResponse, PreviewError> {
+) -> Result<Answer, PreviewError> {
     let temp = tempfile::tempdir().map_err(PreviewError::Temp)?;
     let state = Storage::local(&temp.path().join("lake"))?;
     let store = std::sync::Arc::new(SqliteStore::open(&temp.path().join("periods.sqlite"))?);
-    let catalog = Catalog::from_sources([(def.source.clone(), def.text.as_str())])?;
+    // The definition and, for a formula, what it divides, from the working copy.
+    let mut files = vec![(def.source.clone(), def.text.clone())];
+    let mut wanted: Vec<String> = def
+        .formula
+        .iter()
+        .filter(|_| def.sql.is_empty())
+        .flat_map(|f| [f.numerator.clone(), f.denominator.clone()])
+        .collect();
+    while let Some(name) = wanted.pop() {
+        if files
+            .iter()
+            .any(|(_, t)| MetricDef::parse("", t).is_ok_and(|d| d.name == name))
+        {
+            continue;
+        }
+        let Some(side) = working.get(&name) else {
+            continue; // the catalog below names what is missing
+        };
+        if let (Some(f), true) = (&side.formula, side.sql.is_empty()) {
+            wanted.extend([f.numerator.clone(), f.denominator.clone()]);
+        }
+        files.push((side.source.clone(), side.text.clone()));
+    }
+    let catalog = Catalog::from_sources(files.iter().map(|(s, t)| (s.clone(), t.as_str())))?;
     let rollup = Rollup {
         storage: state.clone(),
         events: Some(lake.clone()),
@@ -52,5 +77,5 @@ pub async fn preview(
         ..QueryOptions::default()
     };
     let service = QueryService::from_lake(store, state, catalog, options);
-    Ok(service.query(params, Utc::now()).await?)
+    Ok(service.answer(params, Utc::now()).await?)
 }

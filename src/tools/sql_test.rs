@@ -15,7 +15,7 @@ use crate::ingest;
 use crate::rollup::Catalog;
 use crate::runtime::config::parse_reporting_tz;
 use crate::runtime::Local;
-use crate::serve::{MetricResponse, QueryOptions, QueryParams};
+use crate::serve::{Answer, QueryOptions, QueryParams};
 
 /// One test file: a metric, its input, and what it must answer.
 #[derive(Debug, Deserialize)]
@@ -60,9 +60,10 @@ struct Expectation {
     groups: Option<BTreeMap<String, Number>>,
 }
 
-/// An expected number: a string (exact, the way to write money) or a TOML integer or float.
+/// An expected number: a string (exact, the way to write money) or a TOML integer or float; or
+/// `"none"` where a ratio has no value (its denominator is zero).
 #[derive(Debug, Clone, Copy)]
-struct Number(Decimal);
+struct Number(Option<Decimal>);
 
 impl<'de> Deserialize<'de> for Number {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Number, D::Error> {
@@ -78,10 +79,12 @@ impl<'de> Deserialize<'de> for Number {
             Given::Int(i) => i.to_string(),
             Given::Float(f) => f.to_string(),
         };
-        text.trim()
-            .parse()
-            .map(Number)
-            .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a decimal number")))
+        if text.trim() == "none" {
+            return Ok(Number(None));
+        }
+        text.trim().parse().map(|d| Number(Some(d))).map_err(|_| {
+            serde::de::Error::custom(format!("{text:?} is not a decimal number, nor \"none\""))
+        })
     }
 }
 
@@ -187,7 +190,7 @@ async fn run_file(
             filters: e.filters.clone().into_iter().collect(),
         };
         let what = describe(e);
-        let answer = match service.query(&params, now).await {
+        let answer = match service.answer(&params, now).await {
             Ok(a) => a,
             Err(err) => {
                 report.failures += 1;
@@ -242,47 +245,44 @@ fn describe(e: &Expectation) -> String {
 }
 
 /// `(what, (expected, got), equal)` for every number the expectation gives.
-fn compare(e: &Expectation, a: &MetricResponse) -> Vec<(String, (String, String), bool)> {
+fn compare(e: &Expectation, a: &Answer) -> Vec<(String, (String, String), bool)> {
     let mut rows = Vec::new();
-    let mut check = |name: String, want: Option<Decimal>, got: Option<Decimal>| {
-        let show =
-            |v: Option<Decimal>| v.map_or("(none)".to_string(), |d| d.normalize().to_string());
+    // `None`: no such number (a series point or a group missing); `Some(None)`: a ratio without
+    // a value.
+    let mut check = |name: String, want: Option<Option<Decimal>>, got: Option<Option<Decimal>>| {
+        let show = |v: Option<Option<Decimal>>| match v {
+            None => "(missing)".to_string(),
+            Some(None) => "none".to_string(),
+            Some(Some(d)) => d.normalize().to_string(),
+        };
         rows.push((name, (show(want), show(got)), want == got));
     };
     if let Some(v) = e.value {
-        check("value".into(), Some(v.0), Some(a.current_total));
+        check("value".into(), Some(v.0), Some(a.current_total()));
     }
     if let Some(v) = e.previous {
-        check("previous".into(), Some(v.0), Some(a.previous_total));
+        check("previous".into(), Some(v.0), Some(a.previous_total()));
     }
     if let Some(v) = e.total {
-        check("total (all time)".into(), Some(v.0), Some(a.total));
+        check("total (all time)".into(), Some(v.0), Some(a.total()));
     }
     if let Some(series) = &e.series {
-        for i in 0..series.len().max(a.series.len()) {
-            let name = match a.series.get(i) {
-                Some(p) => format!("series {}", p.start),
+        let got = a.series();
+        for i in 0..series.len().max(got.len()) {
+            let name = match got.get(i) {
+                Some((start, _)) => format!("series {start}"),
                 None => format!("series [{i}]"),
             };
-            check(
-                name,
-                series.get(i).map(|n| n.0),
-                a.series.get(i).map(|p| p.value),
-            );
+            check(name, series.get(i).map(|n| n.0), got.get(i).map(|p| p.1));
         }
     }
     if let Some(groups) = &e.groups {
-        let got: BTreeMap<String, Decimal> = a
-            .groups
-            .iter()
+        let got: BTreeMap<String, Option<Decimal>> = a
+            .groups()
+            .into_iter()
             .flatten()
-            .filter(|g| !g.current_total.is_zero())
-            .map(|g| {
-                (
-                    g.group.clone().unwrap_or_else(|| "(none)".into()),
-                    g.current_total,
-                )
-            })
+            .filter(|(_, v)| v.is_some_and(|v| !v.is_zero()))
+            .map(|(g, v)| (g.unwrap_or_else(|| "(none)".into()), v))
             .collect();
         let names: std::collections::BTreeSet<&String> = groups.keys().chain(got.keys()).collect();
         for name in names {

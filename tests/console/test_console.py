@@ -44,7 +44,8 @@ TALLY = os.environ.get("TALLY_BIN") or os.path.join(ROOT, "target", "debug", "ta
 REPORTING_TZ = "Asia/Seoul"
 TOKEN = "console-test-token"
 SIGNED_IN_TOKEN = "token-from-the-provider"
-METRICS = ["content_views", "purchases", "revenue", "sign_ins", "visitors"]
+METRICS = ["average_order_value", "average_price", "content_views", "purchases", "revenue", "sign_ins",
+           "visitors"]
 
 
 def start_server(data, *extra_env):
@@ -140,11 +141,15 @@ def expected_range(preset, tz, custom=None):
 
 
 def shown_number(text):
-    """A number as the page shows it in en-US (grouping commas, an approximate mark)."""
-    return Decimal(text.replace(",", "").replace("≈", "").strip())
+    """A number as the page shows it in en-US (grouping commas, an approximate mark); None for the
+    dash a ratio without a value shows."""
+    text = text.replace(",", "").replace("≈", "").strip()
+    return None if text == "–" else Decimal(text)
 
 
 def rounded(value, places):
+    if value is None:
+        return None
     q = Decimal(1).scaleb(-places)
     return Decimal(value).quantize(q, rounding=ROUND_HALF_UP)
 
@@ -302,8 +307,8 @@ class Console(unittest.TestCase):
         self.check_cards("yesterday", tz="UTC")
 
         # A filter's choices are the values seen in the range, largest first, of the metric in
-        # focus or else the first with that dimension (content_views is not split by country).
-        values = api(self.base, "/v1/metrics/purchases/dimensions/country", {
+        # focus (the first of the catalog, average_order_value, whose values are its numerator's).
+        values = api(self.base, "/v1/metrics/average_order_value/dimensions/country", {
             "from": expected_range("yesterday", "UTC")[0].isoformat(),
             "to": expected_range("yesterday", "UTC")[1].isoformat(), "tz": "UTC", "limit": "100"})
         options = [o.get_attribute("value") for o in

@@ -90,9 +90,12 @@ async fn health_catalog_and_a_metric() {
         .iter()
         .map(|m| m["name"].as_str().unwrap())
         .collect();
+    // The hidden parts of an average (`average_price__sum`, `__count`) are not listed.
     assert_eq!(
         names,
         [
+            "average_order_value",
+            "average_price",
             "content_views",
             "purchases",
             "revenue",
@@ -101,8 +104,20 @@ async fn health_catalog_and_a_metric() {
         ]
     );
     assert_eq!(
-        catalog["metrics"][4]["dimensions"],
+        catalog["metrics"][6]["dimensions"],
         serde_json::json!(["country", "browser"])
+    );
+    assert_eq!(catalog["metrics"][6]["state"], "ready");
+    assert_eq!(catalog["metrics"][6]["version"].as_str().unwrap().len(), 12);
+    assert!(catalog["metrics"][6]["sql"]
+        .as_str()
+        .unwrap()
+        .contains("COUNT(DISTINCT user_id)"));
+    // A formula: the dimensions both sides have.
+    assert_eq!(catalog["metrics"][0]["formula"], "revenue / purchases");
+    assert_eq!(
+        catalog["metrics"][0]["dimensions"],
+        serde_json::json!(["item_id", "country"])
     );
 
     let (status, body) = get(

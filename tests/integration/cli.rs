@@ -129,12 +129,13 @@ fn sql_check_passes_the_shipped_files_and_names_a_broken_one() {
             .lines()
             .filter(|l| l.starts_with("ok"))
             .count(),
-        5
+        7,
+        "five stored metrics, a formula and an average"
     );
 
     let sql = dir.path().join("sql");
     std::fs::create_dir(&sql).unwrap();
-    std::fs::write(sql.join("avg_price.sql"), "-- name: avg_price\n-- dimensions: country\nSELECT country, AVG(price) AS value FROM events GROUP BY country\n").unwrap();
+    std::fs::write(sql.join("median_price.sql"), "-- name: median_price\n-- dimensions: country\nSELECT country, MEDIAN(price) AS value FROM events GROUP BY country\n").unwrap();
     let out = tally(dir.path())
         .arg("--sql")
         .arg(&sql)
@@ -144,7 +145,7 @@ fn sql_check_passes_the_shipped_files_and_names_a_broken_one() {
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("avg_price.sql: aggregate AVG cannot merge"),
+        stdout.contains("median_price.sql: aggregate MEDIAN cannot merge"),
         "{stdout}"
     );
 }
@@ -230,6 +231,8 @@ fn sql_test_passes_the_shipped_tests_and_shows_what_differs() {
     );
     // Every shipped metric has a test file, and each file checks something.
     for metric in [
+        "average_order_value",
+        "average_price",
         "content_views",
         "purchases",
         "revenue",
@@ -241,7 +244,7 @@ fn sql_test_passes_the_shipped_tests_and_shows_what_differs() {
             "{metric} has no test: {stdout}"
         );
     }
-    assert!(stdout.contains("5 test files"), "{stdout}");
+    assert!(stdout.contains("7 test files"), "{stdout}");
     assert!(!stdout.contains("FAIL"), "{stdout}");
 
     // A working copy whose revenue forgets the quantity: the shipped revenue test catches it and

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use tally::ingest;
 use tally::rollup::Catalog;
 use tally::runtime::Local;
-use tally::serve::{MetricResponse, QueryOptions, QueryParams, QueryService};
+use tally::serve::{Answer, MetricResponse, QueryOptions, QueryParams, QueryService};
 use tally::tools::demo::{self, DemoSpec};
 
 use crate::oracle::{Oracle, Window};
@@ -1155,4 +1155,108 @@ fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[tokio::test]
+async fn ratio_metrics_match_the_oracle_over_days_zones_filters_and_groups() {
+    let s = setup(Tz::UTC).await;
+    let svc = service(&s);
+    let now = utc(2026, 9, 1, 0);
+    let everything = (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
+    let mut compared = 0;
+    for m in ["average_order_value", "average_price"] {
+        for tz in [Tz::UTC, "Asia/Seoul".parse().unwrap()] {
+            for filters in [&[][..], &[("country", "KR")][..]] {
+                let mut p = params(
+                    m,
+                    "2026-08-24",
+                    "2026-08-27",
+                    Some(tz.name()),
+                    Some("day"),
+                    filters,
+                );
+                p.group_by = filters.is_empty().then(|| "item_id".to_string());
+                let Answer::Ratio(r) = svc.answer(&p, now).await.unwrap() else {
+                    panic!("{m} answers as a ratio");
+                };
+                let at = |d: u32| tz.with_ymd_and_hms(2026, 8, d, 0, 0, 0).unwrap().to_utc();
+                assert_eq!(
+                    r.current_total,
+                    s.oracle.ratio(m, (at(24), at(27)), filters),
+                    "{m} {tz} {filters:?}"
+                );
+                assert_eq!(
+                    r.previous_total,
+                    s.oracle.ratio(m, (at(21), at(24)), filters),
+                    "{m} previous"
+                );
+                assert_eq!(
+                    r.total,
+                    s.oracle.ratio(m, everything, filters),
+                    "{m} all time"
+                );
+                for (i, point) in r.series.iter().enumerate() {
+                    let d = 24 + i as u32;
+                    assert_eq!(
+                        point.value,
+                        s.oracle.ratio(m, (at(d), at(d + 1)), filters),
+                        "{m} {}",
+                        point.start
+                    );
+                }
+                assert_eq!(r.series.len(), 3);
+                if let Some(groups) = &r.groups {
+                    let got: BTreeMap<String, Decimal> = groups
+                        .iter()
+                        .filter_map(|g| Some((g.group.clone()?, g.current_total?)))
+                        .collect();
+                    assert_eq!(
+                        got,
+                        s.oracle
+                            .ratio_groups(m, "item_id", (at(24), at(27)), filters),
+                        "{m} by item"
+                    );
+                    assert!(got.len() > 1);
+                }
+                compared += 1;
+            }
+        }
+        // Before the data: no purchases, so no value, not zero.
+        let Answer::Ratio(r) = svc
+            .answer(
+                &params(m, "2026-08-01", "2026-08-03", None, Some("day"), &[]),
+                now,
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("{m} answers as a ratio");
+        };
+        assert_eq!(r.current_total, None);
+        assert_eq!(
+            r.series.iter().map(|p| p.value).collect::<Vec<_>>(),
+            [None, None]
+        );
+        assert_eq!(r.change_rate, None);
+        assert!(r.total.is_some());
+        let json = serde_json::to_value(Answer::Ratio(r)).unwrap();
+        assert!(json["current_total"].is_null(), "{json}");
+    }
+    assert_eq!(compared, 8);
+    // A filter on a dimension only one side has is refused, naming the ratio.
+    let e = svc
+        .answer(
+            &params(
+                "average_order_value",
+                "2026-08-24",
+                "2026-08-27",
+                None,
+                None,
+                &[("browser", "Chrome")],
+            ),
+            now,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("average_order_value"), "{e}");
 }

@@ -33,8 +33,7 @@ fn received() -> DateTime<Utc> {
 fn changed_catalog() -> Catalog {
     let builtin = Catalog::builtin();
     let mut files: Vec<(String, String)> = builtin
-        .metrics()
-        .iter()
+        .listed()
         .filter(|m| m.name != "content_views")
         .map(|m| (format!("{}.sql", m.name), m.text.clone()))
         .collect();
@@ -158,6 +157,15 @@ fn query(metric: &str, from: &str, to: &str, filters: &[(&str, &str)]) -> QueryP
     }
 }
 
+/// A stored metric over the four days of traffic, answered after them.
+async fn four_days(
+    svc: &QueryService,
+    metric: &str,
+) -> Result<tally::serve::MetricResponse, QueryError> {
+    svc.query(&query(metric, "2026-08-23", "2026-08-27", &[]), utc(31, 0))
+        .await
+}
+
 /// Every deployed metric that answers, against the oracle: range, series, all time, a filter.
 async fn check_answers(lake: &Lake, oracle: &Oracle, switched: &[String], deployed: bool) {
     let svc = lake.service();
@@ -223,13 +231,7 @@ async fn the_rebuild_scenario(lake: Lake) {
     );
     check_answers(&lake, &oracle, &[], false).await;
     let svc = lake.service();
-    let old_revenue = svc
-        .query(
-            &query("revenue", "2026-08-23", "2026-08-27", &[]),
-            utc(31, 0),
-        )
-        .await
-        .unwrap();
+    let old_revenue = four_days(&svc, "revenue").await.unwrap();
 
     // Preview before deploying: the changed and the new definition over the real lake, answered
     // as the API will, with nothing written there.
@@ -243,14 +245,18 @@ async fn the_rebuild_scenario(lake: Lake) {
         ("purchase_units", &[("country", "KR")][..]),
     ] {
         let def = changed.get(name).unwrap().as_ref().clone();
-        let r = tally::tools::sql_preview::preview(
+        let answer = tally::tools::sql_preview::preview(
             &lake.storage,
+            &changed,
             def,
             Tz::UTC,
             &query(name, "2026-08-23", "2026-08-27", filters),
         )
         .await
         .unwrap();
+        let tally::serve::Answer::Metric(r) = answer else {
+            panic!("{name} is a stored metric");
+        };
         let m = oracle_metric(name, true);
         assert_eq!(
             r.current_total,
@@ -264,6 +270,25 @@ async fn the_rebuild_scenario(lake: Lake) {
             "preview of {name}, all time"
         );
     }
+    // A formula's preview builds what it divides from the working copy: the changed revenue.
+    let aov = changed.get("average_order_value").unwrap().as_ref().clone();
+    let answer = tally::tools::sql_preview::preview(
+        &lake.storage,
+        &changed,
+        aov,
+        Tz::UTC,
+        &query("average_order_value", "2026-08-23", "2026-08-27", &[]),
+    )
+    .await
+    .unwrap();
+    let (list_price, purchases) = (
+        oracle.value("revenue_list_price", (utc(23, 0), utc(27, 0)), &[]),
+        oracle.value("purchases", (utc(23, 0), utc(27, 0)), &[]),
+    );
+    assert_eq!(
+        answer.current_total(),
+        Some((list_price / purchases).round_dp(6).normalize())
+    );
     assert_eq!(
         (
             lake.storage.list("_catalog").await.unwrap(),
@@ -280,23 +305,13 @@ async fn the_rebuild_scenario(lake: Lake) {
     )])
     .unwrap();
     assert!(tally::rollup::deploy(&lake.storage, &broken).await.is_err());
-    assert!(svc
-        .query(
-            &query("content_views", "2026-08-23", "2026-08-27", &[]),
-            utc(31, 0)
-        )
-        .await
-        .is_ok());
+    assert!(four_days(&svc, "content_views").await.is_ok());
     tally::rollup::deploy(&lake.storage, &changed_catalog())
         .await
         .unwrap();
     // A removed metric leaves at once.
     assert!(matches!(
-        svc.query(
-            &query("content_views", "2026-08-23", "2026-08-27", &[]),
-            utc(31, 0)
-        )
-        .await,
+        four_days(&svc, "content_views").await,
         Err(QueryError::UnknownMetric(_))
     ));
     let old_views_key = tally::rollup::version_key(
@@ -330,13 +345,7 @@ async fn the_rebuild_scenario(lake: Lake) {
             saw_building = true;
             // While revenue builds, it answers from the old definition, exactly as before.
             if !switched.iter().any(|s| s == "revenue") {
-                let r = svc
-                    .query(
-                        &query("revenue", "2026-08-23", "2026-08-27", &[]),
-                        utc(31, 0),
-                    )
-                    .await
-                    .unwrap();
+                let r = four_days(&svc, "revenue").await.unwrap();
                 assert_eq!(r.version, old_revenue.version);
             }
         }
@@ -352,13 +361,7 @@ async fn the_rebuild_scenario(lake: Lake) {
     );
     switched.sort();
     assert_eq!(switched, ["purchase_units", "revenue"]);
-    let r = svc
-        .query(
-            &query("revenue", "2026-08-23", "2026-08-27", &[]),
-            utc(31, 0),
-        )
-        .await
-        .unwrap();
+    let r = four_days(&svc, "revenue").await.unwrap();
     assert_ne!(
         r.version, old_revenue.version,
         "answers name the new version"
@@ -392,13 +395,7 @@ async fn the_rebuild_scenario(lake: Lake) {
             .is_empty());
     }
     check_answers(&lake, &oracle, &switched, true).await;
-    let units = svc
-        .query(
-            &query("purchase_units", "2026-08-23", "2026-08-27", &[]),
-            utc(31, 0),
-        )
-        .await
-        .unwrap();
+    let units = four_days(&svc, "purchase_units").await.unwrap();
     assert!(units.current_total > Decimal::ZERO);
 }
 

@@ -166,6 +166,38 @@ impl Oracle {
         }
     }
 
+    /// A ratio metric over events in `w`: `None` where its denominator is zero. Rounded to 6
+    /// decimal places, as the API documents.
+    pub fn ratio(&self, metric: &str, w: Window, filters: &[(&str, &str)]) -> Option<Decimal> {
+        let (num, den) = match metric {
+            "average_order_value" => (
+                self.value("revenue", w, filters),
+                self.value("purchases", w, filters),
+            ),
+            "average_price" => {
+                let prices: Vec<Decimal> = self
+                    .matching(w, filters)
+                    .filter(|e| e.kind == "purchase")
+                    .filter_map(|e| e.price)
+                    .collect();
+                (prices.iter().sum(), Decimal::from(prices.len()))
+            }
+            other => panic!("the oracle does not know ratio {other}"),
+        };
+        (!den.is_zero()).then(|| (num / den).round_dp(6).normalize())
+    }
+
+    /// A ratio metric per value of dimension `by`, for the groups where it has a value.
+    pub fn ratio_groups(
+        &self,
+        metric: &str,
+        by: &str,
+        w: Window,
+        filters: &[(&str, &str)],
+    ) -> BTreeMap<String, Decimal> {
+        self.per_value(by, w, filters, |f| self.ratio(metric, w, f))
+    }
+
     /// The metric per value of dimension `by` (events without a value left out).
     pub fn groups(
         &self,
@@ -174,18 +206,30 @@ impl Oracle {
         w: Window,
         filters: &[(&str, &str)],
     ) -> BTreeMap<String, Decimal> {
+        self.per_value(by, w, filters, |f| {
+            Some(self.value(metric, w, f)).filter(|v| !v.is_zero())
+        })
+    }
+
+    /// `value` under the filters plus `by = v`, for each value `v` of `by` seen in `w`, where it
+    /// gives one.
+    fn per_value(
+        &self,
+        by: &str,
+        w: Window,
+        filters: &[(&str, &str)],
+        value: impl Fn(&[(&str, &str)]) -> Option<Decimal>,
+    ) -> BTreeMap<String, Decimal> {
         let keys: BTreeSet<String> = self
             .matching(w, filters)
             .filter_map(|e| e.fields.get(by).cloned())
             .collect();
         keys.into_iter()
-            .map(|k| {
+            .filter_map(|k| {
                 let mut f = filters.to_vec();
                 f.push((by, k.as_str()));
-                let v = self.value(metric, w, &f);
-                (k, v)
+                Some((k.clone(), value(&f)?))
             })
-            .filter(|(_, v)| !v.is_zero())
             .collect()
     }
 }

@@ -1,0 +1,5 @@
+-- name: average_order_value
+-- title: Average order value
+-- description: Revenue per purchase; none where there were no purchases.
+-- unit: currency
+-- formula: revenue / purchases
