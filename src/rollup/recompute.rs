@@ -160,7 +160,7 @@ impl Rollup {
             self.store.put_meta(META_AS_OF, &as_of.to_rfc3339()).await?;
             report.as_of = Some(as_of);
         }
-        report.switched = self.build(&mut live, deadline).await?;
+        report.switched = self.build(&mut live, &done, deadline).await?;
         report.deleted = deleted;
         report.building = progress(&live);
         Ok(report)
@@ -290,10 +290,13 @@ impl Rollup {
 
     /// Builds each metric version under construction from where it stopped, a day at a time
     /// until the deadline, saving progress after each metric's step; a build that has covered
-    /// every hour becomes the ready version. Returns the metrics switched.
+    /// every hour becomes the ready version. `fresh` are the hours this run already recomputed
+    /// for every version in use (its touched hours): a build does not compute them again.
+    /// Returns the metrics switched.
     async fn build(
         &self,
         live: &mut Live,
+        fresh: &BTreeSet<DateTime<Utc>>,
         deadline: Option<Instant>,
     ) -> Result<Vec<String>, RollupError> {
         let mut switched = Vec::new();
@@ -309,7 +312,7 @@ impl Rollup {
             }
             let mut build = live.building[&name].clone();
             let version = build.version_of(&name)?;
-            let todo: BTreeSet<DateTime<Utc>> = match (build.next, build.through) {
+            let left: BTreeSet<DateTime<Utc>> = match (build.next, build.through) {
                 (Some(next), Some(through)) => hours
                     .iter()
                     .copied()
@@ -317,6 +320,7 @@ impl Rollup {
                     .collect(),
                 _ => BTreeSet::new(),
             };
+            let todo: BTreeSet<DateTime<Utc>> = left.difference(fresh).copied().collect();
             let report = self
                 .recompute_versions(
                     &todo,
@@ -325,8 +329,10 @@ impl Rollup {
                     Scope::Range,
                 )
                 .await?;
-            let done: BTreeSet<_> = report.hours_recomputed.into_iter().collect();
+            let mut done: BTreeSet<_> = report.hours_recomputed.into_iter().collect();
+            done.extend(left.intersection(fresh));
             build.hours_done += done.len();
+            let todo = left;
             build.next = todo.difference(&done).next().copied();
             if build.next.is_none() {
                 live.building.remove(&name);
@@ -384,7 +390,7 @@ impl Rollup {
     /// touched hours alone (a preview; the scheduled run does this after the touched hours).
     pub async fn run_builds(&self, deadline: Option<Instant>) -> Result<RollupReport, RollupError> {
         let mut live = self.versions().await?;
-        let switched = self.build(&mut live, deadline).await?;
+        let switched = self.build(&mut live, &BTreeSet::new(), deadline).await?;
         Ok(RollupReport {
             switched,
             building: progress(&live),
