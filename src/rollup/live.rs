@@ -157,6 +157,11 @@ impl Live {
         Ok(())
     }
 
+    /// Retires a replaced or removed version: its rows and states go after the grace period.
+    pub(crate) fn retire_version(&mut self, version: Version, now: DateTime<Utc>) {
+        self.retire(version.key, version.def.dimensions.clone(), now);
+    }
+
     pub(crate) fn retire(&mut self, key: String, dimensions: Vec<String>, now: DateTime<Utc>) {
         if !self.retired.iter().any(|r| r.key == key) {
             self.retired.push(Retired {

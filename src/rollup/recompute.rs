@@ -231,8 +231,7 @@ impl Rollup {
             if names.contains(&name) {
                 live.ready.insert(name, built);
             } else {
-                let version = built.version_of(&name)?;
-                live.retire(version.key, version.def.dimensions.clone(), now);
+                live.retire_version(built.version_of(&name)?, now);
             }
         }
         let mut new_builds = Vec::new();
@@ -247,8 +246,7 @@ impl Rollup {
                 continue;
             }
             if let Some(old) = live.building.remove(&def.name) {
-                let old = old.version_of(&def.name)?;
-                live.retire(old.key, old.def.dimensions.clone(), now);
+                live.retire_version(old.version_of(&def.name)?, now);
             }
             if !is_ready {
                 new_builds.push(def.clone());
@@ -258,8 +256,7 @@ impl Rollup {
             if names.contains(&name) {
                 live.building.insert(name, build);
             } else {
-                let version = build.version_of(&name)?;
-                live.retire(version.key, version.def.dimensions.clone(), now);
+                live.retire_version(build.version_of(&name)?, now);
             }
         }
         if !new_builds.is_empty() {
@@ -346,8 +343,7 @@ impl Rollup {
                     },
                 );
                 if let Some(old) = replaced {
-                    let old = old.version_of(&name)?;
-                    live.retire(old.key, old.def.dimensions.clone(), Utc::now());
+                    live.retire_version(old.version_of(&name)?, Utc::now());
                 }
                 tracing::info!(metric = %name, version = %version.version, "new version ready");
                 switched.push(name.clone());
