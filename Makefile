@@ -15,7 +15,11 @@ demo: console
 
 ## Run every test (infra checks, format, unit, end-to-end against the oracle, API, CLI, contracts, AWS over the
 ## moto emulator, the admin console in headless Chromium). Clippy is `make lint` (CI runs both): it checks every dependency a second time, in check mode.
-test: console $(VENV)/bin/moto_server infra-check browser
+## The tests compile while the emulator, checkov, selenium and Chromium install and the infra checks run.
+test: console
+	$(CARGO) test --workspace --no-run --quiet & build=$$!; \
+		$(MAKE) --no-print-directory $(VENV)/bin/moto_server infra-check browser; installed=$$?; \
+		wait $$build; built=$$?; test $$installed = 0 -a $$built = 0
 	$(CARGO) fmt --all -- --check
 	python3 tests/same_build.py
 	VENV=$(VENV) tests/support/with-moto.sh $(CARGO) test --workspace --no-fail-fast

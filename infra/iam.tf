@@ -68,9 +68,10 @@ data "aws_iam_policy_document" "rollup" {
   }
   statement {
     sid = "PeriodTable"
-    # Writes rows and reads only its meta items (consistently): no stored number comes from a
-    # read of the table or its index (docs/consistency.md), so Query is not granted.
-    actions   = ["dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem"]
+    # Writes rows and reads only its meta items and its job lease (consistently): no stored number
+    # comes from a read of the table or its index (docs/consistency.md), so Query is not granted.
+    # The lease is claimed with a conditional PutItem and released with a DeleteItem.
+    actions   = ["dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"]
     resources = [aws_dynamodb_table.periods.arn]
   }
   statement {

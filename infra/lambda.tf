@@ -11,7 +11,7 @@ locals {
     rollup = {
       memory      = var.rollup_memory_mb
       timeout     = var.rollup_timeout_seconds
-      concurrency = 1 # one rollup at a time: runs never race on the same hours
+      concurrency = 1 # one rollup at a time here; the job lease keeps it so for any other caller too
       environment = {
         TALLY_BUCKET       = aws_s3_bucket.events.bucket
         TALLY_TABLE        = aws_dynamodb_table.periods.name

@@ -144,6 +144,9 @@ pub async fn write_parsed(
 pub enum IngestError {
     #[error("reading input: {0}")]
     Input(std::io::Error),
+    /// The input is compressed: refused whole rather than quarantined line by line as garbage.
+    #[error("the input is {0}-compressed, not NDJSON: decompress it first (for example `zcat events.ndjson.gz | tally ingest`)")]
+    Compressed(&'static str),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -161,12 +164,18 @@ pub async fn ingest_ndjson(
     let mut summary = IngestSummary::default();
     let mut carry: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; CHUNK_BYTES];
+    let mut first = true;
     loop {
         let n = reader.read(&mut buf).map_err(IngestError::Input)?;
         if n == 0 {
             break;
         }
         carry.extend_from_slice(&buf[..n]);
+        if std::mem::take(&mut first) {
+            if let Some(format) = compression(&carry) {
+                return Err(IngestError::Compressed(format));
+            }
+        }
         if carry.len() < CHUNK_BYTES {
             continue;
         }
@@ -181,6 +190,17 @@ pub async fn ingest_ndjson(
         summary.add(write_parsed(storage, &parse_ndjson(&carry, receipt)).await?);
     }
     Ok(summary)
+}
+
+/// The compression format whose magic number starts `input`, if any.
+fn compression(input: &[u8]) -> Option<&'static str> {
+    if input.starts_with(&[0x1f, 0x8b]) {
+        Some("gzip")
+    } else if input.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some("zstd")
+    } else {
+        None
+    }
 }
 
 /// One queued message: its id (for partial batch failures) and body.

@@ -1,6 +1,7 @@
 //! Scheduled jobs of the rollup function, as payloads:
 //! `{"job":"rollup"}` (`"full":true` recomputes every hour), `{"job":"compact"}`,
-//! `{"job":"backfill","from":..,"to":..,"metrics":[..]}`.
+//! `{"job":"backfill","from":..,"to":..,"metrics":[..]}`. Each runs under the rollup lease
+//! ([`super::lease`]): a job that finds another one running does nothing and says so.
 
 use std::time::Instant;
 
@@ -9,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::lake::CompactReport;
 use crate::model::DateOrTime;
+use crate::rollup::lease::{JobLease, LEASE_TTL};
 use crate::rollup::{Rollup, RollupError, RollupReport};
+use crate::store::Lease;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "job", rename_all = "snake_case")]
@@ -60,6 +63,28 @@ pub enum JobReport {
     Rollup(RollupReport),
     Compact(CompactReport),
     Backfill { backfill: RollupReport },
+    /// Another job held the rollup lease: this one did nothing.
+    Skipped(Skipped),
+}
+
+/// A job that found another one running.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skipped {
+    pub skipped: &'static str,
+    /// Who holds the lease (on AWS, the log stream of the function instance running it).
+    pub held_by: String,
+    /// When the lease expires if its holder stops renewing it.
+    pub until: DateTime<Utc>,
+}
+
+impl From<Lease> for Skipped {
+    fn from(lease: Lease) -> Skipped {
+        Skipped {
+            skipped: "another rollup job is running; this one did nothing",
+            held_by: lease.holder,
+            until: lease.until,
+        }
+    }
 }
 
 impl JobReport {
@@ -68,7 +93,7 @@ impl JobReport {
     pub fn touched_hours_waiting(&self) -> Option<usize> {
         match self {
             JobReport::Rollup(r) => Some(r.hours_remaining),
-            JobReport::Compact(_) | JobReport::Backfill { .. } => None,
+            JobReport::Compact(_) | JobReport::Backfill { .. } | JobReport::Skipped(_) => None,
         }
     }
 }
@@ -83,8 +108,30 @@ fn parse_utc(field: &'static str, s: &str) -> Result<DateTime<Utc>, RollupError>
         })
 }
 
-/// Runs one job; stops between days of work at `deadline`, leaving the rest for the next run.
+/// Runs one job under the rollup lease, or skips it while another job holds the lease; stops
+/// between days of work at `deadline`, leaving the rest for the next run.
 pub async fn run(
+    rollup: &Rollup,
+    job: &Job,
+    deadline: Option<Instant>,
+) -> Result<JobReport, RollupError> {
+    let lease = match JobLease::claim(rollup.store.clone(), LEASE_TTL).await? {
+        Ok(lease) => lease,
+        Err(held) => {
+            tracing::warn!(?job, holder = %held.holder, until = %held.until, "another rollup job holds the lease; skipped");
+            return Ok(JobReport::Skipped(held.into()));
+        }
+    };
+    // Losing the lease drops the job where it is, as a crash would.
+    let outcome = tokio::select! {
+        outcome = run_unleased(rollup, job, deadline) => outcome,
+        lost = lease.keep() => Err(lost.into()),
+    };
+    lease.release().await;
+    outcome
+}
+
+async fn run_unleased(
     rollup: &Rollup,
     job: &Job,
     deadline: Option<Instant>,

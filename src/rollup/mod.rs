@@ -6,13 +6,15 @@ pub(crate) mod catalog;
 pub(crate) mod deployed;
 pub(crate) mod engine;
 mod jobs;
+mod lease;
 pub(crate) mod live;
 mod recompute;
 
 pub use catalog::{Catalog, CatalogError, MetricDef};
 pub use deployed::{current as deployed_catalog, deploy, DeployError, Deployed};
 pub use engine::{check as check_metric, EngineError, MeasureKind};
-pub use jobs::{run as run_job, Job, JobError, JobReport};
+pub use jobs::{run as run_job, Job, JobError, JobReport, Skipped};
+pub use lease::{LeaseLost, LEASE_NAME, LEASE_TTL};
 pub use live::{version_key, Live, LiveError, Served, ServedMetric, Version};
 pub use recompute::{
     dimension_sets, BuildProgress, Rollup, RollupError, RollupReport, DEFAULT_RETIRE_AFTER,

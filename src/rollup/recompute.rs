@@ -36,6 +36,7 @@ use crate::rollup::catalog::{Catalog, MetricDef};
 use crate::rollup::deployed::{self, DeployError};
 use crate::rollup::engine::{self, Computed, Engine, EngineError, MeasureKind};
 use crate::rollup::live::{Build, Built, Live, LiveError, Version};
+use crate::rollup::lease::LeaseLost;
 use crate::store::{PeriodRow, PeriodStore, StoreError, META_AS_OF};
 
 /// How long a replaced version's rows outlive the switch by default: an API instance caches the
@@ -60,6 +61,8 @@ pub enum RollupError {
     BadBackfillBound { field: &'static str, text: String },
     #[error("backfill `from` must be before `to`")]
     EmptyBackfill,
+    #[error(transparent)]
+    LeaseLost(#[from] LeaseLost),
 }
 
 #[derive(Debug, Default, Clone, Serialize)]

@@ -25,11 +25,29 @@ use crate::serve::query::{QueryOptions, DEFAULT_MAX_RANGE_DAYS};
 use crate::serve::{ApiOptions, SignIn};
 use crate::store::DynamoStore;
 
-/// Loads the shared AWS SDK configuration (region, credentials, `AWS_ENDPOINT_URL`).
+/// How long one DynamoDB or SQS request may take before it is retried, and how long all attempts
+/// of one call may take. Without them a request to a stalled endpoint waits for the function's own
+/// timeout; with them the SDK's standard retries (3 attempts, exponential backoff with jitter, also
+/// on throttling) get their turn, and then the caller's error path (a 503 from the api, a failed
+/// rollup run resumed by the next).
+pub const SDK_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const SDK_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Loads the shared AWS SDK configuration (region, credentials, `AWS_ENDPOINT_URL`) with the
+/// timeouts above.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(sdk_timeouts())
         .load()
         .await
+}
+
+/// [`SDK_ATTEMPT_TIMEOUT`] and [`SDK_OPERATION_TIMEOUT`] as the SDK takes them.
+pub fn sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(SDK_ATTEMPT_TIMEOUT)
+        .operation_timeout(SDK_OPERATION_TIMEOUT)
+        .build()
 }
 
 /// S3 through `object_store`: endpoint, region and credentials from the environment; path-style

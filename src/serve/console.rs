@@ -142,11 +142,8 @@ fn page(content_type: &'static str, body: bytes::Bytes, csp: HeaderValue) -> Res
     let mut r = body.into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // The other security headers are the router's, on every response.
     h.insert(header::CONTENT_SECURITY_POLICY, csp);
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
     // Assets change with the binary; revalidating keeps a new deploy's page and script together.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r

@@ -4,7 +4,8 @@
 //! `GET /v1/metrics/{name}?from=&to=&tz=&interval=&group_by=&limit=&compare=&<dimension>=<value>`,
 //! `GET /v1/metrics/{name}/dimensions/{dimension}?from=&to=&tz=&limit=&<dimension>=<value>`, and the
 //! admin console at `/` (its assets under `/console/`, public: the data behind it needs the token).
-//! Errors are JSON `{"error": {"code", "message"}}`; input never yields a 500.
+//! Errors are JSON `{"error": {"code", "message"}}`; input never yields a 500. Every response
+//! carries security headers, and oversized query strings are refused before parsing.
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use tower_http::trace::TraceLayer;
 use crate::rollup::ServedMetric;
 use crate::serve::console::{self, SignIn};
 use crate::serve::query::{QueryError, QueryParams, QueryService};
+use crate::store::StoreError;
 
 /// Clock used for clipping, injectable for tests.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -135,7 +137,17 @@ impl From<QueryError> for ApiError {
                 tracing::error!(error = %e, "catalog unavailable");
                 ApiError::unavailable("unavailable", e.to_string(), 30)
             }
-            QueryError::Store(_) | QueryError::Internal(_) => {
+            // The store did not answer (throttled, timed out, down): a client may ask again soon,
+            // and no number is made up meanwhile.
+            QueryError::Store(StoreError::Backend(_)) => {
+                tracing::error!(error = %e, "period store unavailable");
+                ApiError::unavailable(
+                    "unavailable",
+                    "the period store did not answer; try again shortly",
+                    5,
+                )
+            }
+            QueryError::Store(StoreError::Corrupt(_)) | QueryError::Internal(_) => {
                 tracing::error!(error = %e, "query failed");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -205,7 +217,61 @@ pub fn router_with_clock(service: Arc<QueryService>, options: ApiOptions, clock:
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
         );
     }
-    app
+    // Outermost: the limits hold before any routing, and every response (a preflight, a 404, a
+    // caught panic) carries the security headers.
+    app.layer(middleware::from_fn(harden))
+}
+
+/// Longest query string accepted, in bytes: many times any dashboard request.
+pub const MAX_QUERY_BYTES: usize = 4096;
+/// Most query parameters accepted (the named ones and every dimension filter).
+pub const MAX_QUERY_PARAMS: usize = 32;
+
+/// Refuses oversized query strings before they are parsed, and sets the security headers a
+/// response has not set itself.
+async fn harden(request: Request, next: Next) -> Response {
+    let query = request.uri().query().unwrap_or("");
+    let params = query.split('&').filter(|p| !p.is_empty()).count();
+    let mut response = if query.len() > MAX_QUERY_BYTES {
+        ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "too_long",
+            format!(
+                "the query string is {} bytes; at most {MAX_QUERY_BYTES} are accepted",
+                query.len()
+            ),
+        )
+        .into_response()
+    } else if params > MAX_QUERY_PARAMS {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_parameter",
+            format!("{params} query parameters; at most {MAX_QUERY_PARAMS} are accepted"),
+        )
+        .into_response()
+    } else {
+        next.run(request).await
+    };
+    let h = response.headers_mut();
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        // JSON needs no sources; the console's pages set their own policy.
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        // Answers are per token and change with every rollup: no shared cache keeps them.
+        (header::CACHE_CONTROL, "no-store"),
+        (
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        ),
+    ] {
+        h.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Compares without an early exit, so response time does not reveal how much of a token matched.

@@ -8,7 +8,9 @@ pub(crate) mod query;
 mod ratio;
 
 pub use console::SignIn;
-pub use http::{router, router_with_clock, ApiOptions, Clock, CorsOrigin};
+pub use http::{
+    router, router_with_clock, ApiOptions, Clock, CorsOrigin, MAX_QUERY_BYTES, MAX_QUERY_PARAMS,
+};
 pub use query::{
     Compare, DimensionValue, DimensionValues, Group, Interval, MetricResponse, Point, QueryError,
     QueryOptions, QueryParams, QueryService, TimeRange, DEFAULT_CATALOG_TTL,

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rust_decimal::Decimal;
 
-use super::{PeriodRow, PeriodStore};
+use super::{Claim, Lease, PeriodRow, PeriodStore};
 use crate::model::dims::Dims;
 use crate::model::measure::{hash_value, Measure};
 use crate::model::period::{Grain, Period, ALL_TIME_START};
@@ -247,4 +247,49 @@ pub async fn run(store: &dyn PeriodStore) {
         .unwrap();
     assert_eq!(other.len(), 1, "another metric keeps its rows");
     assert_eq!(store.get_meta("as_of").await.unwrap().as_deref(), Some("b"));
+
+    leases(store).await;
+}
+
+/// A lease goes to one holder at a time until it expires or is released; no row or meta value is
+/// a lease.
+async fn leases(store: &dyn PeriodStore) {
+    let now = t(23, 12);
+    let minutes = |m: i64| now + Duration::minutes(m);
+    let claim = |holder: &'static str, at: DateTime<Utc>, until: DateTime<Utc>| async move {
+        store.claim_lease("job", holder, at, until).await.unwrap()
+    };
+    assert_eq!(claim("a", now, minutes(2)).await, Claim::Granted);
+    let held_by_a = Claim::HeldBy(Lease {
+        holder: "a".into(),
+        until: minutes(2),
+    });
+    assert_eq!(claim("b", minutes(1), minutes(3)).await, held_by_a);
+    // Another name is another lease.
+    assert_eq!(
+        store
+            .claim_lease("other-job", "b", now, minutes(2))
+            .await
+            .unwrap(),
+        Claim::Granted
+    );
+    // The holder renews; the later expiry is what others see.
+    assert_eq!(claim("a", minutes(1), minutes(4)).await, Claim::Granted);
+    assert_eq!(
+        claim("b", minutes(3), minutes(5)).await,
+        Claim::HeldBy(Lease {
+            holder: "a".into(),
+            until: minutes(4),
+        })
+    );
+    // Only the holder releases; a stranger's release leaves the lease as it is.
+    store.release_lease("job", "b").await.unwrap();
+    assert!(matches!(claim("b", minutes(3), minutes(5)).await, Claim::HeldBy(_)));
+    store.release_lease("job", "a").await.unwrap();
+    assert_eq!(claim("b", minutes(3), minutes(5)).await, Claim::Granted);
+    // An expired lease (its holder crashed) goes to the next claimant.
+    assert_eq!(claim("c", minutes(5), minutes(7)).await, Claim::Granted);
+    store.release_lease("job", "c").await.unwrap();
+    store.release_lease("job", "c").await.unwrap();
+    assert_eq!(store.get_meta("job").await.unwrap(), None);
 }

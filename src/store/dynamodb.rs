@@ -14,7 +14,8 @@
 //! on the `by_set` index (eventually consistent, as every index read is: used only to answer, never
 //! to derive a stored row).
 //! An answer's exact periods (and its meta values) are BatchGetItem requests of up to 100 keys, sent
-//! at once. Meta values live under `pk = meta#{key}`, `sk = 0`. Writes are `BatchWriteItem` puts
+//! at once. Meta values live under `pk = meta#{key}`, `sk = 0`; a lease under `pk = lease#{name}`,
+//! `sk = 0`, with `holder` and `until_ms`, claimed by one conditional `PutItem`. Writes are `BatchWriteItem` puts
 //! (idempotent overwrites); unprocessed items and keys are retried here, with backoff, and nowhere
 //! else.
 
@@ -30,7 +31,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
-use super::{Fetched, PeriodRow, PeriodStore, StoreError};
+use super::{Claim, Fetched, Lease, PeriodRow, PeriodStore, StoreError};
 use crate::model::dims::{dim_set_key, dims_key, parse_dims_key, Dims};
 use crate::model::measure::Measure;
 use crate::model::period::{Grain, Period};
@@ -213,6 +214,20 @@ type Item = HashMap<String, AttributeValue>;
 
 fn meta_pk(key: &str) -> String {
     format!("meta#{key}")
+}
+
+fn lease_pk(name: &str) -> String {
+    format!("lease#{name}")
+}
+
+/// A conditional write refused because its condition was false (a lease someone else holds).
+fn is_condition_failure<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
 }
 
 impl DynamoStore {
@@ -532,6 +547,81 @@ impl PeriodStore for DynamoStore {
             .await
             .map_err(sdk)?;
         Ok(())
+    }
+
+    async fn claim_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        // A lease released between the refused put and the read is free again: claim once more.
+        for _ in 0..3 {
+            let claimed = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(lease_pk(name)))
+                .item("sk", n(0))
+                .item("holder", s(holder))
+                .item("until_ms", n(until.timestamp_millis()))
+                .condition_expression("attribute_not_exists(pk) OR #u <= :now OR #h = :me")
+                .expression_attribute_names("#u", "until_ms")
+                .expression_attribute_names("#h", "holder")
+                .expression_attribute_values(":now", n(now.timestamp_millis()))
+                .expression_attribute_values(":me", s(holder))
+                .send()
+                .await;
+            match claimed {
+                Ok(_) => return Ok(Claim::Granted),
+                Err(e) if is_condition_failure(&e) => {}
+                Err(e) => return Err(sdk(e)),
+            }
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", s(lease_pk(name)))
+                .key("sk", n(0))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(sdk)?;
+            let Some(item) = out.item() else { continue };
+            let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok().or(v.as_n().ok()));
+            let until = text("until_ms")
+                .and_then(|v| v.parse::<i64>().ok())
+                .and_then(DateTime::from_timestamp_millis);
+            let (Some(holder), Some(until)) = (text("holder"), until) else {
+                return Err(StoreError::Corrupt(format!("lease {name}: {item:?}")));
+            };
+            return Ok(Claim::HeldBy(Lease {
+                holder: holder.clone(),
+                until,
+            }));
+        }
+        Err(StoreError::Backend(format!(
+            "lease {name}: claimed and released by others three times over; try again"
+        )))
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let released = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(lease_pk(name)))
+            .key("sk", n(0))
+            .condition_expression("#h = :me")
+            .expression_attribute_names("#h", "holder")
+            .expression_attribute_values(":me", s(holder))
+            .send()
+            .await;
+        match released {
+            Err(e) if !is_condition_failure(&e) => Err(sdk(e)),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{PeriodRow, PeriodStore, StoreError};
+use super::{Claim, Lease, PeriodRow, PeriodStore, StoreError};
 use crate::model::dims::{dim_set_key, dims_key, Dims};
 use crate::model::period::Grain;
 
@@ -16,6 +16,7 @@ type Key = (String, Grain, String, DateTime<Utc>);
 pub(crate) struct MemoryStore {
     rows: Mutex<BTreeMap<Key, PeriodRow>>,
     meta: Mutex<BTreeMap<String, String>>,
+    leases: Mutex<BTreeMap<String, Lease>>,
 }
 
 impl MemoryStore {
@@ -99,6 +100,35 @@ impl PeriodStore for MemoryStore {
             .lock()
             .expect("meta lock")
             .insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+
+    async fn claim_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        let mut leases = self.leases.lock().expect("lease lock");
+        match leases.get(name) {
+            Some(l) if l.holder != holder && l.until > now => Ok(Claim::HeldBy(l.clone())),
+            _ => {
+                let lease = Lease {
+                    holder: holder.to_string(),
+                    until,
+                };
+                leases.insert(name.to_string(), lease);
+                Ok(Claim::Granted)
+            }
+        }
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let mut leases = self.leases.lock().expect("lease lock");
+        if leases.get(name).is_some_and(|l| l.holder == holder) {
+            leases.remove(name);
+        }
         Ok(())
     }
 }

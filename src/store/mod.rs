@@ -9,7 +9,7 @@
 pub mod contract;
 mod dynamodb;
 #[cfg(test)]
-mod memory;
+pub(crate) mod memory;
 mod sqlite;
 
 pub use dynamodb::DynamoStore;
@@ -113,6 +113,35 @@ pub trait PeriodStore: Send + Sync {
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
     async fn put_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Takes the lease `name` for `holder` until `until`, when it is free, expired at `now`, or
+    /// already `holder`'s (a renewal): one atomic step, safe between processes and machines.
+    async fn claim_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Claim, StoreError>;
+
+    /// Frees the lease `name` if `holder` holds it; anyone else's lease stays.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
+}
+
+/// A time-limited claim on work that must not run twice at once (the rollup's jobs).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Lease {
+    pub holder: String,
+    pub until: DateTime<Utc>,
+}
+
+/// The outcome of [`PeriodStore::claim_lease`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The lease is the caller's until the time it asked for.
+    Granted,
+    /// Someone else holds it and it has not expired.
+    HeldBy(Lease),
 }
 
 /// Meta key: end of the newest hour fully rolled up (RFC 3339).

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{PeriodRow, PeriodStore, StoreError};
+use super::{Claim, Lease, PeriodRow, PeriodStore, StoreError};
 use crate::model::dims::{dim_set_key, dims_key, parse_dims_key, Dims};
 use crate::model::measure::Measure;
 use crate::model::period::Grain;
@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS period_rows (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS period_rows_by_set ON period_rows (metric, grain, dim_set, start);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms INTEGER NOT NULL);
 ";
 
 #[derive(Clone)]
@@ -218,6 +219,64 @@ impl PeriodStore for SqliteStore {
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
                 params![key, value],
+            )
+            .map(|_| ())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn claim_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.with(move |conn| {
+            // IMMEDIATE takes the database's write lock before the read: two processes cannot
+            // both see the lease free.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let current: Option<(String, i64)> = tx
+                .query_row(
+                    "SELECT holder, until_ms FROM leases WHERE name = ?1",
+                    params![name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            if let Some((other, until_ms)) = current {
+                if other != holder && until_ms > now.timestamp_millis() {
+                    let until = Utc
+                        .timestamp_millis_opt(until_ms)
+                        .single()
+                        .ok_or_else(|| StoreError::Corrupt(format!("lease until {until_ms}")))?;
+                    return Ok(Claim::HeldBy(Lease {
+                        holder: other,
+                        until,
+                    }));
+                }
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO leases (name, holder, until_ms) VALUES (?1, ?2, ?3)",
+                params![name, holder, until.timestamp_millis()],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(Claim::Granted)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        self.with(move |conn| {
+            conn.execute(
+                "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+                params![name, holder],
             )
             .map(|_| ())
             .map_err(backend)

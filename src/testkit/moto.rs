@@ -29,6 +29,7 @@ pub async fn sdk() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint())
         .region(aws_config::Region::new("us-east-1"))
+        .timeout_config(crate::runtime::aws::sdk_timeouts())
         .credentials_provider(aws_sdk_sqs::config::Credentials::new(
             "test", "test", None, None, "moto",
         ))
@@ -71,20 +72,81 @@ fn http(method: &str, path: &str) -> String {
 
 /// Sends one plain HTTP request without a body; returns the whole response.
 fn http_to(ep: &str, method: &str, path: &str) -> String {
+    http_with_body(ep, method, path, "")
+}
+
+fn http_with_body(ep: &str, method: &str, path: &str, body: &str) -> String {
     let host = ep.trim_start_matches("http://").trim_end_matches('/');
     let mut s = std::net::TcpStream::connect(host).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let mut r = String::new();
     s.read_to_string(&mut r).unwrap();
     r
 }
 
+/// The S3 and DynamoDB endpoint that fails requests as a test asks (`tests/support/faulty_aws.py`,
+/// started by `make test`).
+pub fn faulty_endpoint() -> String {
+    std::env::var("TALLY_TEST_FAULTY_AWS").expect(
+        "TALLY_TEST_FAULTY_AWS is not set: run these tests with `make test`, which starts the faulty endpoint",
+    )
+}
+
+/// Fails requests of `op` (`PutObject`, `BatchWriteItem`, `*`, ...) whose path or body contains
+/// `matching` with `fault` (`slowdown`, `s3-500`, `throttle`, `dynamo-500`, `stall`): every
+/// `every`-th one, `times` times in all (a stall waits `seconds`).
+pub fn inject_fault(op: &str, matching: &str, fault: &str, every: u32, times: u32, seconds: f64) {
+    let rule = serde_json::json!({
+        "op": op, "match": matching, "fault": fault, "every": every, "times": times, "seconds": seconds,
+    });
+    let response = http_with_body(&faulty_endpoint(), "POST", "/_faults", &rule.to_string());
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
+
+/// Removes every fault on `matching`.
+pub fn clear_faults(matching: &str) {
+    let response = http_to(&faulty_endpoint(), "DELETE", &format!("/_faults?match={matching}"));
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
+
+/// How many failures the faults on `matching` injected.
+pub fn faults_injected(matching: &str) -> u64 {
+    let response = http_to(&faulty_endpoint(), "GET", &format!("/_faults?match={matching}"));
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let parsed: serde_json::Value = serde_json::from_str(body).unwrap();
+    parsed["injected"].as_u64().unwrap()
+}
+
+/// A new bucket reached through the faulty endpoint.
+pub fn faulty_s3_storage(bucket: &str) -> Storage {
+    Storage::new(s3_object_store_at(&faulty_endpoint(), bucket))
+}
+
+/// A new table (created directly on the emulator) reached through the faulty endpoint.
+pub async fn faulty_dynamo_store(table: &str) -> DynamoStore {
+    dynamo_store(table).await;
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk().await)
+        .endpoint_url(faulty_endpoint())
+        .build();
+    DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table)
+}
+
 pub fn s3_object_store(bucket: &str) -> Arc<dyn ObjectStore> {
+    s3_object_store_at(&endpoint(), bucket)
+}
+
+/// A new bucket, reached through `ep`.
+fn s3_object_store_at(ep: &str, bucket: &str) -> Arc<dyn ObjectStore> {
     let status = http("PUT", &format!("/{bucket}"));
     assert!(status.contains("200"), "creating bucket {bucket}: {status}");
     Arc::new(
         AmazonS3Builder::new()
-            .with_endpoint(endpoint())
+            .with_endpoint(ep)
             .with_allow_http(true)
             .with_region("us-east-1")
             .with_bucket_name(bucket)

@@ -344,6 +344,78 @@ async fn unknown_metric_route_and_method() {
 }
 
 #[tokio::test]
+async fn every_response_has_security_headers_and_limits_hold_before_parsing() {
+    let a = api().await;
+    let app = a.router(ApiOptions {
+        token: Some("s3cret".into()),
+        cors_origin: Some("https://admin.example.com".parse().unwrap()),
+        ..ApiOptions::default()
+    });
+    let preflight = Request::options("/v1/metrics")
+        .header("origin", "https://admin.example.com")
+        .header("access-control-request-method", "GET")
+        .body(Body::empty())
+        .unwrap();
+    let requests = [
+        Request::get("/health").body(Body::empty()).unwrap(),
+        Request::get("/v1/metrics").body(Body::empty()).unwrap(),
+        Request::get("/v1/metrics/revenue?from=2026-08-25&to=2026-08-27")
+            .header("authorization", "Bearer s3cret")
+            .body(Body::empty())
+            .unwrap(),
+        Request::get("/nowhere").body(Body::empty()).unwrap(),
+        Request::get("/").body(Body::empty()).unwrap(),
+        preflight,
+    ];
+    for req in requests {
+        let uri = req.uri().clone();
+        let (status, h, _) = send(&app, req).await;
+        assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{uri}");
+        for (name, want) in [
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "no-referrer"),
+        ] {
+            assert_eq!(h.get(name).and_then(|v| v.to_str().ok()), Some(want), "{uri} {status}: {name}");
+        }
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{uri}: {csp}");
+        assert!(h.contains_key("strict-transport-security"), "{uri}");
+        if uri.path().starts_with("/v1") {
+            assert_eq!(h["cache-control"], "no-store", "{uri}");
+        }
+    }
+
+    let auth = |uri: &str| {
+        Request::get(uri)
+            .header("authorization", "Bearer s3cret")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let long = format!(
+        "/v1/metrics/revenue?from=2026-08-25&to=2026-08-27&country={}",
+        "K".repeat(tally::serve::MAX_QUERY_BYTES)
+    );
+    let (status, _, body) = send(&app, auth(&long)).await;
+    assert_eq!(status, StatusCode::URI_TOO_LONG);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], "too_long");
+    assert!(body["error"]["message"].as_str().unwrap().contains("at most 4096"));
+
+    let filters: String = (0..tally::serve::MAX_QUERY_PARAMS)
+        .map(|i| format!("&country=C{i}"))
+        .collect();
+    let many = format!("/v1/metrics/revenue?from=2026-08-25{filters}");
+    let (status, _, body) = send(&app, auth(&many)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("at most 32 are accepted"), "{body}");
+    // At the limit, the request passes on to parsing (where repeated filters get their own answer).
+    let at_limit = format!("/v1/metrics/revenue?from=2026-08-25{}", &filters[..filters.rfind('&').unwrap()]);
+    let (status, _, body) = send(&app, auth(&at_limit)).await;
+    assert!(!body.contains("are accepted"), "{status} {body}");
+}
+
+#[tokio::test]
 async fn the_token_guards_v1_only() {
     let a = api().await;
     let app = a.router(ApiOptions {
@@ -503,6 +575,60 @@ async fn the_console_is_served_from_the_binary() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("no such console file"));
+}
+
+/// Log output kept in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_at_info_hold_no_token_and_no_event_body() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // This thread's events: the test's runtime runs every task here.
+    let guard = tracing::subscriber::set_default(subscriber);
+    let a = api().await;
+    // An ingest that fails to write must not log the events it held either.
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(bad.path().join("events"), "a file where the events directory goes").unwrap();
+    let storage = tally::lake::Storage::local(bad.path()).unwrap();
+    let line = br#"{"event_id":"secret-event","event_type":"purchase","occurred_at":"2026-08-26T10:00:00Z","user_id":"secret-user"}"#;
+    let failed = ingest::ingest_ndjson(&storage, &line[..], now()).await;
+    assert!(failed.is_err(), "the events cannot be written");
+    let app = a.router(ApiOptions {
+        token: Some("s3cret-token-value".into()),
+        ..ApiOptions::default()
+    });
+    for token in ["s3cret-token-value", "wrong-guess-123"] {
+        for uri in ["/v1/metrics/revenue?from=2026-08-25&to=2026-08-27", "/v1/metrics/revenue?from=bad"] {
+            let req = Request::get(uri)
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap();
+            send(&app, req).await;
+        }
+    }
+    drop(guard);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains(" INFO "), "the capture works: {text}");
+    for secret in ["s3cret-token-value", "wrong-guess-123", "secret-event", "secret-user", "occurred_at", "\"event_id\""] {
+        assert!(!text.contains(secret), "{secret} in the log:\n{text}");
+    }
 }
 
 #[tokio::test]

@@ -19,10 +19,11 @@ use tally::lake::Storage;
 use tally::model::Grain;
 use tally::rollup::Catalog;
 use tally::rollup::Rollup;
+use tally::rollup::{JobReport, LEASE_NAME};
 use tally::runtime::Local;
 use tally::serve::{QueryOptions, QueryParams, QueryService};
 use tally::store::DynamoStore;
-use tally::store::{PeriodStore, META_AS_OF};
+use tally::store::{Claim, PeriodStore, META_AS_OF};
 use tally::tools::demo::{self, DemoSpec};
 use tower::ServiceExt;
 
@@ -272,6 +273,27 @@ async fn send_ingest_rollup_api_over_the_emulator_equal_local_mode() {
     let table = moto::unique("periods");
     let store: Arc<dyn PeriodStore> = Arc::new(moto::dynamo_store(&table).await);
     let rollup = rollup_for(storage.clone(), store.clone());
+    // A manual backfill holds the job lease in DynamoDB: the scheduled run does nothing and says
+    // who holds it.
+    let (now, backfill) = (Utc::now(), "a backfill on a laptop");
+    let lease = |holder, until| store.claim_lease(LEASE_NAME, holder, now, until);
+    let claim = lease(backfill, now + chrono::Duration::minutes(2)).await;
+    assert_eq!(claim.unwrap(), Claim::Granted);
+    let markers = storage.touched_markers().await.unwrap().len();
+    let skipped = tally_rollup_fn::handle(
+        &rollup,
+        json!({"job": "rollup"}),
+        Instant::now() + Duration::from_secs(600),
+    )
+    .await
+    .unwrap();
+    let JobReport::Skipped(skipped) = skipped else {
+        panic!("the lease is held: {skipped:?}")
+    };
+    assert_eq!(skipped.held_by, backfill);
+    assert_eq!(storage.touched_markers().await.unwrap().len(), markers);
+    store.release_lease(LEASE_NAME, backfill).await.unwrap();
+
     let report = tally_rollup_fn::handle(
         &rollup,
         json!({"job": "rollup"}),
@@ -279,10 +301,13 @@ async fn send_ingest_rollup_api_over_the_emulator_equal_local_mode() {
     )
     .await
     .unwrap();
-    let tally::rollup::JobReport::Rollup(report) = report else {
+    let JobReport::Rollup(report) = report else {
         panic!("a rollup job reports a rollup: {report:?}")
     };
     assert_eq!(report.hours_recomputed.len(), 72);
+    let next = lease("the next run", now + chrono::Duration::minutes(2)).await;
+    assert_eq!(next.unwrap(), Claim::Granted, "the run released its lease");
+    store.release_lease(LEASE_NAME, "the next run").await.unwrap();
     assert!(
         storage.touched_markers().await.unwrap().is_empty(),
         "markers cleared after the rollup"

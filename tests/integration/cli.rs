@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tally::store::PeriodStore;
 
 fn tally(data: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tally"));
@@ -70,8 +71,47 @@ fn ingest_from_stdin_rollup_query_and_compact() {
         .count();
     assert_eq!(quarantine, 1, "the malformed line went to quarantine");
 
+    // While another rollup job holds the lease (a cron run, say), `tally rollup` does nothing and
+    // says so; a lease whose holder crashed is taken once it has expired.
+    let store = tally::store::SqliteStore::open(&dir.path().join("periods.sqlite")).unwrap();
+    let lease = |holder: &'static str, until: chrono::DateTime<chrono::Utc>| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_lease(tally::rollup::LEASE_NAME, holder, now, until)
+                .await
+                .unwrap()
+        }
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let claim = rt.block_on(lease("a cron run", now + chrono::Duration::minutes(2)));
+    assert_eq!(claim, tally::store::Claim::Granted);
+    let out = tally(dir.path()).arg("rollup").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("another rollup job is running (a cron run, its lease runs until"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_dir(dir.path().join("_state/touched")).unwrap().count() > 0,
+        "the skipped run consumed no touched-hour marker"
+    );
+    rt.block_on(store.release_lease(tally::rollup::LEASE_NAME, "a cron run"))
+        .unwrap();
+    let claim = rt.block_on(lease("a crashed run", now - chrono::Duration::seconds(1)));
+    assert_eq!(claim, tally::store::Claim::Granted);
+
     let report = run_json(tally(dir.path()).arg("rollup"));
     assert_eq!(report["hours_recomputed"].as_array().unwrap().len(), 1);
+    let claim = rt.block_on(lease("the next run", now + chrono::Duration::minutes(2)));
+    assert_eq!(
+        claim,
+        tally::store::Claim::Granted,
+        "a finished run releases its lease"
+    );
+    rt.block_on(store.release_lease(tally::rollup::LEASE_NAME, "the next run"))
+        .unwrap();
 
     let from = (now - chrono::Duration::days(3))
         .format("%Y-%m-%d")

@@ -7,19 +7,30 @@
 //! - `cli`: the `tally` binary as a user runs it;
 //! - `aws_emulator`: the functions' handlers over S3, SQS and DynamoDB (moto), with faults,
 //!   redeliveries and DynamoDB reads that lag behind writes;
+//! - `crash_points`: a crash before every write of a whole pipeline run, on one machine and over
+//!   moto, recovers to exactly the clean run's numbers and events;
+//! - `hostile_input`: the catalogue of nasty input (deep nesting, huge lines, bad UTF-8, odd
+//!   numbers and years, compressed files), each with its expected outcome;
 //! - `metric_versions`: deploys of changed, new and removed metrics rebuilding themselves, on one
 //!   machine and over moto;
+//! - `service_faults`: S3 and DynamoDB failing as AWS does (SlowDown, 500s, throttling, a stall),
+//!   injected through the protocol: retried where they happen, a persistent one fails the run and
+//!   the next resumes, the API answers 503;
 //! - `published_contracts`: the JSON Schema and OpenAPI documents agree with the code.
 //!
-//! The AWS tests need the emulator `make test` starts (`tests/support/with-moto.sh`).
+//! The AWS tests need the emulator and the endpoints in front of it that `make test` starts
+//! (`tests/support/with-moto.sh`).
 
 mod api;
 mod aws_emulator;
 mod cli;
+mod crash_points;
 mod end_to_end;
 mod flaky_store;
+mod hostile_input;
 mod metric_versions;
 mod oracle;
 mod published_contracts;
+mod service_faults;
 
 use tally::testkit::moto;

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Runs a command with the S3/SQS/DynamoDB emulator (moto_server) on a free loopback port, exported as
 # TALLY_TEST_AWS_ENDPOINT, and in front of it a DynamoDB endpoint whose eventually consistent reads lag
-# behind writes as on AWS (lagging_dynamodb.py), exported as TALLY_TEST_LAGGING_DYNAMODB; stops both
-# afterwards whatever the command's outcome.
+# behind writes as on AWS (lagging_dynamodb.py), exported as TALLY_TEST_LAGGING_DYNAMODB, and an S3 and
+# DynamoDB endpoint that fails requests as tests ask (faulty_aws.py), exported as TALLY_TEST_FAULTY_AWS;
+# stops all three afterwards whatever the command's outcome.
 set -euo pipefail
 venv="${VENV:-.venv}"
 free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 lag_port=$(free_port)
+fault_port=$(free_port)
 log="$(mktemp -t moto.XXXXXX.log)"
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto_pid=$!
 "$venv/bin/python" "$(dirname "$0")/lagging_dynamodb.py" "http://127.0.0.1:$port" "$lag_port" >>"$log" 2>&1 &
 lag_pid=$!
-trap 'kill "$moto_pid" "$lag_pid" 2>/dev/null || true; wait "$moto_pid" "$lag_pid" 2>/dev/null || true' EXIT
+"$venv/bin/python" "$(dirname "$0")/faulty_aws.py" "http://127.0.0.1:$port" "$fault_port" >>"$log" 2>&1 &
+fault_pid=$!
+trap 'kill "$moto_pid" "$lag_pid" "$fault_pid" 2>/dev/null || true; wait "$moto_pid" "$lag_pid" "$fault_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
   if "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then
     break
@@ -27,7 +31,12 @@ for _ in $(seq 1 100); do
   "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$lag_port/_lagging/stats')" 2>/dev/null && break
   sleep 0.1
 done
+for _ in $(seq 1 100); do
+  "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$fault_port/_faults')" 2>/dev/null && break
+  sleep 0.1
+done
 export TALLY_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
 export TALLY_TEST_LAGGING_DYNAMODB="http://127.0.0.1:$lag_port"
-echo "emulator: moto_server on $TALLY_TEST_AWS_ENDPOINT, lagging DynamoDB reads on $TALLY_TEST_LAGGING_DYNAMODB" >&2
+export TALLY_TEST_FAULTY_AWS="http://127.0.0.1:$fault_port"
+echo "emulator: moto_server on $TALLY_TEST_AWS_ENDPOINT, lagging DynamoDB reads on $TALLY_TEST_LAGGING_DYNAMODB, faults on $TALLY_TEST_FAULTY_AWS" >&2
 "$@"
