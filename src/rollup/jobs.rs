@@ -62,7 +62,9 @@ pub enum JobError {
 pub enum JobReport {
     Rollup(RollupReport),
     Compact(CompactReport),
-    Backfill { backfill: RollupReport },
+    Backfill {
+        backfill: RollupReport,
+    },
     /// Another job held the rollup lease: this one did nothing.
     Skipped(Skipped),
 }

@@ -32,7 +32,9 @@ pub(crate) struct JobLease {
 /// Why a job stopped while it held the lease.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseLost {
-    #[error("the rollup lease was taken by {0} while this job held it; stopped (the next run resumes)")]
+    #[error(
+        "the rollup lease was taken by {0} while this job held it; stopped (the next run resumes)"
+    )]
     Taken(String),
     #[error("the rollup lease could not be renewed within {ttl:?} ({last}); stopped (the next run resumes)")]
     NotRenewed { ttl: Duration, last: StoreError },
@@ -147,13 +149,21 @@ mod tests {
         // Another job that believes the lease expired (a clock far ahead) takes it.
         let later = Utc::now() + chrono::Duration::days(1);
         let taken = store
-            .claim_lease(LEASE_NAME, "thief", later, later + chrono::Duration::hours(1))
+            .claim_lease(
+                LEASE_NAME,
+                "thief",
+                later,
+                later + chrono::Duration::hours(1),
+            )
             .await
             .unwrap();
         assert_eq!(taken, Claim::Granted);
         let lost = tokio::time::timeout(Duration::from_secs(30), lease.keep())
             .await
             .expect("keep returns once the lease is gone");
-        assert!(matches!(&lost, LeaseLost::Taken(h) if h == "thief"), "{lost}");
+        assert!(
+            matches!(&lost, LeaseLost::Taken(h) if h == "thief"),
+            "{lost}"
+        );
     }
 }

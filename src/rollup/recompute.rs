@@ -35,8 +35,8 @@ use crate::model::period::{self, Grain};
 use crate::rollup::catalog::{Catalog, MetricDef};
 use crate::rollup::deployed::{self, DeployError};
 use crate::rollup::engine::{self, Computed, Engine, EngineError, MeasureKind};
-use crate::rollup::live::{Build, Built, Live, LiveError, Version};
 use crate::rollup::lease::LeaseLost;
+use crate::rollup::live::{Build, Built, Live, LiveError, Version};
 use crate::store::{PeriodRow, PeriodStore, StoreError, META_AS_OF};
 
 /// How long a replaced version's rows outlive the switch by default: an API instance caches the

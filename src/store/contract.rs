@@ -284,7 +284,10 @@ async fn leases(store: &dyn PeriodStore) {
     );
     // Only the holder releases; a stranger's release leaves the lease as it is.
     store.release_lease("job", "b").await.unwrap();
-    assert!(matches!(claim("b", minutes(3), minutes(5)).await, Claim::HeldBy(_)));
+    assert!(matches!(
+        claim("b", minutes(3), minutes(5)).await,
+        Claim::HeldBy(_)
+    ));
     store.release_lease("job", "a").await.unwrap();
     assert_eq!(claim("b", minutes(3), minutes(5)).await, Claim::Granted);
     // An expired lease (its holder crashed) goes to the next claimant.

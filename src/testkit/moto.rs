@@ -110,13 +110,21 @@ pub fn inject_fault(op: &str, matching: &str, fault: &str, every: u32, times: u3
 
 /// Removes every fault on `matching`.
 pub fn clear_faults(matching: &str) {
-    let response = http_to(&faulty_endpoint(), "DELETE", &format!("/_faults?match={matching}"));
+    let response = http_to(
+        &faulty_endpoint(),
+        "DELETE",
+        &format!("/_faults?match={matching}"),
+    );
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
 
 /// How many failures the faults on `matching` injected.
 pub fn faults_injected(matching: &str) -> u64 {
-    let response = http_to(&faulty_endpoint(), "GET", &format!("/_faults?match={matching}"));
+    let response = http_to(
+        &faulty_endpoint(),
+        "GET",
+        &format!("/_faults?match={matching}"),
+    );
     let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
     let parsed: serde_json::Value = serde_json::from_str(body).unwrap();
     parsed["injected"].as_u64().unwrap()

@@ -376,7 +376,11 @@ async fn every_response_has_security_headers_and_limits_hold_before_parsing() {
             ("x-frame-options", "DENY"),
             ("referrer-policy", "no-referrer"),
         ] {
-            assert_eq!(h.get(name).and_then(|v| v.to_str().ok()), Some(want), "{uri} {status}: {name}");
+            assert_eq!(
+                h.get(name).and_then(|v| v.to_str().ok()),
+                Some(want),
+                "{uri} {status}: {name}"
+            );
         }
         let csp = h["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("frame-ancestors 'none'"), "{uri}: {csp}");
@@ -400,7 +404,10 @@ async fn every_response_has_security_headers_and_limits_hold_before_parsing() {
     assert_eq!(status, StatusCode::URI_TOO_LONG);
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["error"]["code"], "too_long");
-    assert!(body["error"]["message"].as_str().unwrap().contains("at most 4096"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("at most 4096"));
 
     let filters: String = (0..tally::serve::MAX_QUERY_PARAMS)
         .map(|i| format!("&country=C{i}"))
@@ -410,7 +417,10 @@ async fn every_response_has_security_headers_and_limits_hold_before_parsing() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("at most 32 are accepted"), "{body}");
     // At the limit, the request passes on to parsing (where repeated filters get their own answer).
-    let at_limit = format!("/v1/metrics/revenue?from=2026-08-25{}", &filters[..filters.rfind('&').unwrap()]);
+    let at_limit = format!(
+        "/v1/metrics/revenue?from=2026-08-25{}",
+        &filters[..filters.rfind('&').unwrap()]
+    );
     let (status, _, body) = send(&app, auth(&at_limit)).await;
     assert!(!body.contains("are accepted"), "{status} {body}");
 }
@@ -605,7 +615,11 @@ async fn logs_at_info_hold_no_token_and_no_event_body() {
     let a = api().await;
     // An ingest that fails to write must not log the events it held either.
     let bad = tempfile::tempdir().unwrap();
-    std::fs::write(bad.path().join("events"), "a file where the events directory goes").unwrap();
+    std::fs::write(
+        bad.path().join("events"),
+        "a file where the events directory goes",
+    )
+    .unwrap();
     let storage = tally::lake::Storage::local(bad.path()).unwrap();
     let line = br#"{"event_id":"secret-event","event_type":"purchase","occurred_at":"2026-08-26T10:00:00Z","user_id":"secret-user"}"#;
     let failed = ingest::ingest_ndjson(&storage, &line[..], now()).await;
@@ -615,7 +629,10 @@ async fn logs_at_info_hold_no_token_and_no_event_body() {
         ..ApiOptions::default()
     });
     for token in ["s3cret-token-value", "wrong-guess-123"] {
-        for uri in ["/v1/metrics/revenue?from=2026-08-25&to=2026-08-27", "/v1/metrics/revenue?from=bad"] {
+        for uri in [
+            "/v1/metrics/revenue?from=2026-08-25&to=2026-08-27",
+            "/v1/metrics/revenue?from=bad",
+        ] {
             let req = Request::get(uri)
                 .header("authorization", format!("Bearer {token}"))
                 .body(Body::empty())
@@ -626,7 +643,14 @@ async fn logs_at_info_hold_no_token_and_no_event_body() {
     drop(guard);
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(text.contains(" INFO "), "the capture works: {text}");
-    for secret in ["s3cret-token-value", "wrong-guess-123", "secret-event", "secret-user", "occurred_at", "\"event_id\""] {
+    for secret in [
+        "s3cret-token-value",
+        "wrong-guess-123",
+        "secret-event",
+        "secret-user",
+        "occurred_at",
+        "\"event_id\"",
+    ] {
         assert!(!text.contains(secret), "{secret} in the log:\n{text}");
     }
 }

@@ -307,7 +307,10 @@ async fn send_ingest_rollup_api_over_the_emulator_equal_local_mode() {
     assert_eq!(report.hours_recomputed.len(), 72);
     let next = lease("the next run", now + chrono::Duration::minutes(2)).await;
     assert_eq!(next.unwrap(), Claim::Granted, "the run released its lease");
-    store.release_lease(LEASE_NAME, "the next run").await.unwrap();
+    store
+        .release_lease(LEASE_NAME, "the next run")
+        .await
+        .unwrap();
     assert!(
         storage.touched_markers().await.unwrap().is_empty(),
         "markers cleared after the rollup"

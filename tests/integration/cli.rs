@@ -94,7 +94,10 @@ fn ingest_from_stdin_rollup_query_and_compact() {
         "{stderr}"
     );
     assert!(
-        std::fs::read_dir(dir.path().join("_state/touched")).unwrap().count() > 0,
+        std::fs::read_dir(dir.path().join("_state/touched"))
+            .unwrap()
+            .count()
+            > 0,
         "the skipped run consumed no touched-hour marker"
     );
     rt.block_on(store.release_lease(tally::rollup::LEASE_NAME, "a cron run"))

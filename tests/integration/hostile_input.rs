@@ -11,7 +11,9 @@ fn received() -> DateTime<Utc> {
 }
 
 fn event(id: &str, extra: &str) -> String {
-    format!(r#"{{"event_id":"{id}","event_type":"purchase","occurred_at":"2026-08-24T10:00:00Z"{extra}}}"#)
+    format!(
+        r#"{{"event_id":"{id}","event_type":"purchase","occurred_at":"2026-08-24T10:00:00Z"{extra}}}"#
+    )
 }
 
 /// What a case must do.
@@ -44,77 +46,165 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Outcome)> {
         (
             "nested JSON 100,000 deep",
             deep(100_000),
-            Flows { accepted: 1, rejected: 1, reason: "over the limit of 65536 bytes" },
+            Flows {
+                accepted: 1,
+                rejected: 1,
+                reason: "over the limit of 65536 bytes",
+            },
         ),
         (
             "nested JSON 30,000 deep, under the size limit",
             deep(30_000),
-            Flows { accepted: 1, rejected: 1, reason: "not a JSON object (found an array)" },
+            Flows {
+                accepted: 1,
+                rejected: 1,
+                reason: "not a JSON object (found an array)",
+            },
         ),
         (
             "an event holding an object 10,000 deep",
-            with_good(event("deep", &format!(r#","nested":{}1{}"#, r#"{"a":"#.repeat(10_000), "}".repeat(10_000))).into_bytes()),
-            Flows { accepted: 2, rejected: 0, reason: "" },
+            with_good(
+                event(
+                    "deep",
+                    &format!(
+                        r#","nested":{}1{}"#,
+                        r#"{"a":"#.repeat(10_000),
+                        "}".repeat(10_000)
+                    ),
+                )
+                .into_bytes(),
+            ),
+            Flows {
+                accepted: 2,
+                rejected: 0,
+                reason: "",
+            },
         ),
         (
             "a 10 MB line",
             with_good(event("big", &format!(r#","blob":"{}""#, "x".repeat(10 << 20))).into_bytes()),
-            Flows { accepted: 1, rejected: 1, reason: "over the limit of 65536 bytes" },
+            Flows {
+                accepted: 1,
+                rejected: 1,
+                reason: "over the limit of 65536 bytes",
+            },
         ),
         (
             "invalid UTF-8",
             with_good(invalid_utf8),
-            Flows { accepted: 1, rejected: 1, reason: "not JSON: invalid unicode" },
+            Flows {
+                accepted: 1,
+                rejected: 1,
+                reason: "not JSON: invalid unicode",
+            },
         ),
         (
             "a UTF-8 byte-order mark",
             with_good(format!("\u{feff}{}", event("bom", "")).into_bytes()),
-            Flows { accepted: 2, rejected: 0, reason: "" },
+            Flows {
+                accepted: 2,
+                rejected: 0,
+                reason: "",
+            },
         ),
         (
             "CRLF line ends",
             format!("{}\r\n{good}\r\n", event("crlf", "")).into_bytes(),
-            Flows { accepted: 2, rejected: 0, reason: "" },
+            Flows {
+                accepted: 2,
+                rejected: 0,
+                reason: "",
+            },
         ),
         (
             "a duplicate key",
             with_good(event("dup", r#","price":"1","price":"1000""#).into_bytes()),
-            Flows { accepted: 1, rejected: 1, reason: "field `price` is given more than once" },
+            Flows {
+                accepted: 1,
+                rejected: 1,
+                reason: "field `price` is given more than once",
+            },
         ),
         (
             "NaN as a price",
             with_good(event("nan", r#","price":NaN"#).into_bytes()),
-            Flows { accepted: 1, rejected: 1, reason: "not JSON" },
+            Flows {
+                accepted: 1,
+                rejected: 1,
+                reason: "not JSON",
+            },
         ),
         (
             "1e999 as a price",
             with_good(event("huge", r#","price":1e999"#).into_bytes()),
-            Flows { accepted: 1, rejected: 1, reason: "`price` must be a decimal number" },
+            Flows {
+                accepted: 1,
+                rejected: 1,
+                reason: "`price` must be a decimal number",
+            },
         ),
         (
             "a negative price (a refund)",
             with_good(event("refund", r#","price":"-12.50""#).into_bytes()),
-            Flows { accepted: 2, rejected: 0, reason: "" },
+            Flows {
+                accepted: 2,
+                rejected: 0,
+                reason: "",
+            },
         ),
         (
             "the year 0001",
-            with_good(event("old", "").replace("2026-08-24", "0001-01-01").into_bytes()),
-            Flows { accepted: 1, rejected: 1, reason: "more than 3650 days before the event was received" },
+            with_good(
+                event("old", "")
+                    .replace("2026-08-24", "0001-01-01")
+                    .into_bytes(),
+            ),
+            Flows {
+                accepted: 1,
+                rejected: 1,
+                reason: "more than 3650 days before the event was received",
+            },
         ),
         (
             "the year 9999",
-            with_good(event("future", "").replace("2026-08-24", "9999-12-31").into_bytes()),
-            Flows { accepted: 1, rejected: 1, reason: "more than 5 minutes after the event was received" },
+            with_good(
+                event("future", "")
+                    .replace("2026-08-24", "9999-12-31")
+                    .into_bytes(),
+            ),
+            Flows {
+                accepted: 1,
+                rejected: 1,
+                reason: "more than 5 minutes after the event was received",
+            },
         ),
         (
             "a leap second",
-            with_good(event("leap", "").replace("10:00:00Z", "23:59:60Z").into_bytes()),
-            Flows { accepted: 2, rejected: 0, reason: "" },
+            with_good(
+                event("leap", "")
+                    .replace("10:00:00Z", "23:59:60Z")
+                    .into_bytes(),
+            ),
+            Flows {
+                accepted: 2,
+                rejected: 0,
+                reason: "",
+            },
         ),
-        ("an empty file", Vec::new(), Flows { accepted: 0, rejected: 0, reason: "" }),
+        (
+            "an empty file",
+            Vec::new(),
+            Flows {
+                accepted: 0,
+                rejected: 0,
+                reason: "",
+            },
+        ),
         (
             "a gzip file passed as NDJSON",
-            vec![0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, b'\n', 0xff],
+            vec![
+                0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, b'\n', 0xff,
+            ],
             Refused("gzip-compressed, not NDJSON: decompress it first"),
         ),
         (
@@ -162,7 +252,10 @@ async fn every_hostile_input_has_its_expected_outcome_and_the_rest_flows() {
             }
             (Refused(want), Err(e @ IngestError::Compressed(_))) => {
                 assert!(e.to_string().contains(want), "{name}: {e}");
-                assert!(storage.list("").await.unwrap().is_empty(), "{name}: nothing written");
+                assert!(
+                    storage.list("").await.unwrap().is_empty(),
+                    "{name}: nothing written"
+                );
             }
             (_, other) => panic!("{name}: unexpected {other:?}"),
         }
@@ -184,6 +277,9 @@ fn the_catalogue_in_the_docs_lists_every_case() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/reliability.md"))
         .unwrap();
     for (name, _, _) in cases() {
-        assert!(doc.contains(&format!("| {name} |")), "docs/reliability.md lacks the case {name:?}");
+        assert!(
+            doc.contains(&format!("| {name} |")),
+            "docs/reliability.md lacks the case {name:?}"
+        );
     }
 }

@@ -42,7 +42,11 @@ async fn ingest_all(storage: &Storage) -> Vec<String> {
                 body: body.into_bytes(),
             })
             .collect();
-        failed.extend(ingest::ingest_messages(storage, &messages, received()).await.failed);
+        failed.extend(
+            ingest::ingest_messages(storage, &messages, received())
+                .await
+                .failed,
+        );
     }
     failed
 }
@@ -59,14 +63,17 @@ async fn rollup_once(storage: &Storage, store: &Arc<dyn PeriodStore>) -> Result<
 async fn s3_slowdowns_and_errors_are_retried_where_they_happen() {
     let bucket = moto::unique("faults");
     let storage = moto::faulty_s3_storage(&bucket);
-    let store: Arc<dyn PeriodStore> =
-        Arc::new(moto::dynamo_store(&moto::unique("faults")).await);
+    let store: Arc<dyn PeriodStore> = Arc::new(moto::dynamo_store(&moto::unique("faults")).await);
     moto::inject_fault("PutObject", &bucket, "slowdown", 2, 10, 0.0);
     moto::inject_fault("GetObject", &bucket, "s3-500", 3, 6, 0.0);
     moto::inject_fault("ListObjectsV2", &bucket, "slowdown", 4, 4, 0.0);
     moto::inject_fault("DeleteObject", &bucket, "s3-500", 2, 3, 0.0);
 
-    assert_eq!(ingest_all(&storage).await, Vec::<String>::new(), "retried, not redelivered");
+    assert_eq!(
+        ingest_all(&storage).await,
+        Vec::<String>::new(),
+        "retried, not redelivered"
+    );
     rollup_once(&storage, &store).await.unwrap();
     let injected = moto::faults_injected(&bucket);
     moto::clear_faults(&bucket);
