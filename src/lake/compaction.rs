@@ -41,7 +41,12 @@ impl Storage {
             let ids = event_table::event_ids(&merged)?;
             let mut sorted_ids: Vec<&str> = ids.iter().flatten().collect();
             sorted_ids.sort_unstable();
-            let name = content_hash(sorted_ids.iter().map(|s| s.as_bytes()));
+            // Named apart from any file ingest writes: an ingest file named by the same ids would
+            // otherwise be this file, and a redelivered batch rewriting it would replace the
+            // merged copies (the first received of each event) with its own.
+            let name = content_hash(
+                std::iter::once(&b"compacted"[..]).chain(sorted_ids.iter().map(|s| s.as_bytes())),
+            );
             let target = EventFile { hour, name }.path();
             self.store
                 .put(

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::parquet::{dedupe, write_parquet, Written};
@@ -93,7 +93,8 @@ impl Storage {
         self.store.clone()
     }
 
-    /// Writes the events of one UTC hour as one Parquet object named by their ids. Returns its path.
+    /// Writes the events of one UTC hour as one Parquet object named by their ids, unless that
+    /// object exists already. Returns its path.
     pub async fn write_hour(
         &self,
         hour: DateTime<Utc>,
@@ -112,13 +113,17 @@ impl Storage {
         let name = content_hash(events.iter().map(|e| e.event_id.as_bytes()));
         let batch = event_table::to_record_batch(events);
         let path = EventFile { hour, name }.path();
-        self.store
-            .put(
-                &path,
-                PutPayload::from(write_parquet(&[batch], Written::Ingested)?),
-            )
-            .await?;
-        Ok(path)
+        let payload = PutPayload::from(write_parquet(&[batch], Written::Ingested)?);
+        // A redelivered batch finds its file there and keeps it: the copies keep the time they
+        // were first received, so the first received stays the copy that counts.
+        match self
+            .store
+            .put_opts(&path, payload, PutMode::Create.into())
+            .await
+        {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(path),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Writes rejected input with reasons as NDJSON. Returns the path, or None when nothing was rejected.

@@ -11,6 +11,8 @@
 //!   moto, recovers to exactly the clean run's numbers and events;
 //! - `hostile_input`: the catalogue of nasty input (deep nesting, huge lines, bad UTF-8, odd
 //!   numbers and years, compressed files), each with its expected outcome;
+//! - `interleavings`: ingests racing compactions and rollups in random schedules (a property
+//!   test): nothing lost or counted twice;
 //! - `metric_versions`: deploys of changed, new and removed metrics rebuilding themselves, on one
 //!   machine and over moto;
 //! - `service_faults`: S3 and DynamoDB failing as AWS does (SlowDown, 500s, throttling, a stall),
@@ -28,6 +30,7 @@ mod crash_points;
 mod end_to_end;
 mod flaky_store;
 mod hostile_input;
+mod interleavings;
 mod metric_versions;
 mod oracle;
 mod published_contracts;
