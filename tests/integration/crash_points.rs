@@ -648,7 +648,7 @@ async fn a_crash_at_any_write_on_one_machine_loses_and_doubles_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_any_write_on_aws_loses_and_doubles_nothing() {
     let (tried, writes) = crash_points(true, choose_on_aws, Lake::aws).await;
-    assert!(tried > writes / aws_stride(), "{tried} of {writes}");
+    assert!(tried >= writes / aws_stride(), "{tried} of {writes}");
 }
 
 fn aws_stride() -> usize {
