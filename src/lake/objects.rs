@@ -63,6 +63,34 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// An ingest file's name: a hash of its events, every field but the time they were received. The
+/// same batch delivered again names the same file (and finds it written); copies of an event that
+/// differ name different files, and the one received first is the one that counts.
+fn event_file_name(events: &[&Event<'_>]) -> String {
+    let mut h = blake3::Hasher::new();
+    let mut field = |bytes: Option<&[u8]>| match bytes {
+        Some(b) => {
+            h.update(&(b.len() as u64).to_le_bytes());
+            h.update(b);
+        }
+        None => {
+            h.update(&u64::MAX.to_le_bytes());
+        }
+    };
+    for e in events {
+        field(Some(e.event_id.as_bytes()));
+        field(Some(e.event_type.as_bytes()));
+        field(Some(&e.occurred_at.timestamp_micros().to_le_bytes()));
+        for s in &e.strings {
+            field(s.as_deref().map(str::as_bytes));
+        }
+        field(e.price.map(|p| p.serialize()).as_ref().map(|p| &p[..]));
+        field(e.quantity.map(i64::to_le_bytes).as_ref().map(|q| &q[..]));
+        field(e.attributes.as_deref().map(str::as_bytes));
+    }
+    h.finalize().to_hex()[..32].to_string()
+}
+
 /// Short content hash used in object names.
 pub(crate) fn content_hash<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
     let mut h = blake3::Hasher::new();
@@ -110,7 +138,7 @@ impl Storage {
             let rank = types.binary_search(&e.event_type.as_ref()).unwrap_or(0);
             (rank, fnv1a(e.event_id.as_bytes()))
         });
-        let name = content_hash(events.iter().map(|e| e.event_id.as_bytes()));
+        let name = event_file_name(events);
         let batch = event_table::to_record_batch(events);
         let path = EventFile { hour, name }.path();
         let payload = PutPayload::from(write_parquet(&[batch], Written::Ingested)?);
