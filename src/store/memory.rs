@@ -112,7 +112,7 @@ impl PeriodStore for MemoryStore {
     ) -> Result<Claim, StoreError> {
         let mut leases = self.leases.lock().expect("lease lock");
         match leases.get(name) {
-            Some(l) if l.holder != holder && l.until > now => Ok(Claim::HeldBy(l.clone())),
+            Some(l) if l.blocks(holder, now) => Ok(Claim::HeldBy(l.clone())),
             _ => {
                 let lease = Lease {
                     holder: holder.to_string(),

@@ -135,6 +135,14 @@ pub struct Lease {
     pub until: DateTime<Utc>,
 }
 
+impl Lease {
+    /// Whether this lease stops `claimant` from taking it at `now`: it is someone else's and has
+    /// not expired. The rule every adapter applies (DynamoDB in its condition expression).
+    pub(crate) fn blocks(&self, claimant: &str, now: DateTime<Utc>) -> bool {
+        self.holder != claimant && self.until > now
+    }
+}
+
 /// The outcome of [`PeriodStore::claim_lease`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {

@@ -249,15 +249,16 @@ impl PeriodStore for SqliteStore {
                 .optional()
                 .map_err(backend)?;
             if let Some((other, until_ms)) = current {
-                if other != holder && until_ms > now.timestamp_millis() {
-                    let until = Utc
-                        .timestamp_millis_opt(until_ms)
-                        .single()
-                        .ok_or_else(|| StoreError::Corrupt(format!("lease until {until_ms}")))?;
-                    return Ok(Claim::HeldBy(Lease {
-                        holder: other,
-                        until,
-                    }));
+                let until = Utc
+                    .timestamp_millis_opt(until_ms)
+                    .single()
+                    .ok_or_else(|| StoreError::Corrupt(format!("lease until {until_ms}")))?;
+                let lease = Lease {
+                    holder: other,
+                    until,
+                };
+                if lease.blocks(&holder, now) {
+                    return Ok(Claim::HeldBy(lease));
                 }
             }
             tx.execute(
