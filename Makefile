@@ -7,7 +7,8 @@ ADDR ?= 127.0.0.1:8080
 
 VENV ?= .venv
 
-.PHONY: demo test bench package infra-check fmt lint sql-check sql-test clean-demo console browser
+FUZZ_SECONDS ?= 180
+.PHONY: fuzz demo test bench package infra-check fmt lint sql-check sql-test clean-demo console browser
 
 ## Generate 30 days of realistic events, ingest, roll up, print a sample answer, serve the API on $(ADDR).
 demo: console
@@ -28,7 +29,7 @@ test: console
 
 ## The console's browser test: Debian's chromium and chromium-driver, selenium in the virtualenv.
 browser: $(VENV)/bin/moto_server
-	tests/support/install-browser.sh
+	tests/support/install-debian.sh chromium=chromium chromedriver=chromium-driver
 	$(VENV)/bin/python -c 'import selenium' 2>/dev/null || \
 		$(VENV)/bin/pip install --quiet --disable-pip-version-check 'selenium>=4.25,<5'
 
@@ -38,9 +39,18 @@ browser: $(VENV)/bin/moto_server
 ## symbols for perf.
 BENCH_PROFILE ?= release
 bench: console $(VENV)/bin/moto_server
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'duckdb>=1.1,<2'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'duckdb>=2.0.1,<3'
+	tests/support/install-debian.sh wrk=wrk
 	$(CARGO) build --profile $(BENCH_PROFILE) --workspace --bins
 	BENCH_PROFILE=$(BENCH_PROFILE) VENV=$(VENV) tests/support/with-moto.sh $(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+## Fuzz the event line parser, the queue message body, the API query string and the metric header for
+## FUZZ_SECONDS each (nightly Rust and cargo-fuzz, installed when missing; a build of its own, ~30 min
+## the first time); what they find joins fuzz/corpus/, which make test replays on stable.
+fuzz: console
+	rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
 
 ## The S3/SQS/DynamoDB emulator for the tests, in a local virtualenv.
 $(VENV)/bin/moto_server:

@@ -11,6 +11,9 @@ Steps (each prints as it goes; the table lands in bench/RESULTS.md):
      over HTTP from another process (bench/tally_bench.rs).
   5. Functions: zip sizes (make package), cold start under a local Runtime API, peak memory of
      ingest on a 6 MB SQS batch.
+  6. Load: the API under many concurrent clients for a fixed time on loopback (wrk): requests/s,
+     p50/p99 latency, errors, the server's peak memory; and ingest of a sustained stream (1x and
+     4x the same stream through one `tally ingest`): peak memory must not grow with it.
 
 The data set (`tally generate`, fixed seed and end) is cached in bench/data/ between runs.
 Run with tests/support/with-moto.sh so that the functions have S3 and DynamoDB.
@@ -247,6 +250,95 @@ def latency_rows(text, where):
                f"p50 {r['p50_us'] / 1000:.2f} ms, p99 {r['p99_us'] / 1000:.2f} ms", f"n={r['n']}")
 
 
+LOAD_SECONDS = 20
+LOAD_CONNECTIONS = 64
+# What a dashboard asks (bench/tally_bench.rs asks the same shapes one at a time): 30 days daily, plain,
+# filtered and grouped, over all metric kinds, and a dimension's values.
+LOAD_PATHS = [
+    "/v1/metrics/revenue?from={d30}&to={end}&interval=day",
+    "/v1/metrics/revenue?from={d30}&to={end}&interval=day&country=KR",
+    "/v1/metrics/revenue?from={d30}&to={end}&interval=day&group_by=country",
+    "/v1/metrics/visitors?from={d30}&to={end}&interval=day",
+    "/v1/metrics/average_order_value?from={d30}&to={end}&interval=day",
+    "/v1/metrics/sign_ins/dimensions/browser?from={d30}&to={end}",
+]
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) / 1024
+
+
+def wrk_ms(text):
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def load(port, server_pid):
+    """wrk against the running server: every path in turn, for LOAD_SECONDS."""
+    if not shutil.which("wrk"):
+        sys.exit("make bench installs wrk (Debian); install it with apt-get install wrk")
+    end = dt.date.fromisoformat(END_DATE)
+    paths = [p.format(end=end.isoformat(), d30=(end - dt.timedelta(days=30)).isoformat()) for p in LOAD_PATHS]
+    for p in paths:  # every path answers before any load: the figures are of right answers
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{p}") as r:
+            json.load(r)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write("paths = {" + ", ".join(json.dumps(p) for p in paths) + "}\n"
+                     "i = 0\n"
+                     "request = function()\n  i = i % #paths + 1\n  return wrk.format('GET', paths[i])\nend\n")
+    try:
+        out = subprocess.run(["wrk", "-t", str(THREADS), "-c", str(LOAD_CONNECTIONS), "-d", f"{LOAD_SECONDS}s",
+                              "--latency", "-s", script.name, f"http://127.0.0.1:{port}"],
+                             check=True, capture_output=True, text=True).stdout
+    finally:
+        os.unlink(script.name)
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = wrk_ms(re.search(r"50%\s+(\S+)", out).group(1))
+    p99 = wrk_ms(re.search(r"99%\s+(\S+)", out).group(1))
+    non_2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    socket = sum(map(int, m.groups())) if (m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)) else 0
+    record("load", f"API: {LOAD_CONNECTIONS} connections for {LOAD_SECONDS} s ({len(paths)} dashboard queries in turn)",
+           f"{rps:,.0f} requests/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms",
+           f"{total:,} requests, {non_2xx} not 2xx, {socket} socket errors; wrk with {THREADS} threads on the same cores")
+    record("load", "API server peak memory under load", f"{peak_rss_mib(server_pid):,.0f} MiB")
+    if non_2xx or socket:
+        sys.exit(f"the API failed under load: {non_2xx} not 2xx, {socket} socket errors")
+
+
+def sustained_ingest(events):
+    """One `tally ingest` reading a stream from stdin: the same events 1x and 4x (new ids each pass),
+    so the stream's length, not its content, is what changes."""
+    lines = 1_000_000
+    for passes in (1, 4):
+        lake = tempfile.mkdtemp(prefix="tally-sustained-", dir=DATA)
+        feeder = subprocess.Popen([sys.executable, "-c", SUSTAINED_FEEDER, events, str(lines), str(passes)],
+                                  stdout=subprocess.PIPE)
+        try:
+            wall, cpu, rss, out = measure(tally("ingest", data=lake), stdin=feeder.stdout)
+        finally:
+            feeder.stdout.close()
+            feeder.wait()
+            shutil.rmtree(lake, ignore_errors=True)
+        summary = json.loads(out)
+        record("load", f"sustained ingest, one stream of {passes * lines:,} lines", f"peak {rss:,.0f} MiB",
+               f"{wall:.1f} s, {summary['accepted']:,} accepted, {summary['rejected']:,} quarantined")
+
+
+# Writes the first N lines of the bench file, PASSES times, each pass's event ids made new.
+SUSTAINED_FEEDER = """
+import sys
+path, n, passes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open(path, 'rb') as f:
+    head = [next(f) for _ in range(n)]
+out = sys.stdout.buffer
+for p in range(passes):
+    tag = b'"event_id":"p%d-' % p
+    out.writelines(line.replace(b'"event_id":"', tag, 1) for line in head)
+"""
+
+
 def queries(lake):
     say("\n[4] Query latency (revenue, daily series)")
     bench = os.path.join(BIN, "tally-bench")
@@ -263,6 +355,8 @@ def queries(lake):
                 time.sleep(0.1)
         _, _, _, out = measure([bench, "--end", END_DATE, "http", "--addr", f"127.0.0.1:{port}"])
         latency_rows(out, "HTTP")
+        say("\n[6] Load")
+        load(port, server.pid)
     finally:
         server.terminate()
         server.wait()
@@ -417,7 +511,8 @@ def write_results():
     lines = [f"# Benchmark results", "",
              f"`make bench` on {today}, {os.cpu_count()} cores ({platform()}), data: `tally generate` "
              f"{SPEC['days']} days x {SPEC['events_per_day']:,} events/day, {SPEC['users']:,} users, seed {SPEC['seed']} "
-             f"(duplicates, late and malformed lines included); tally built with the `{PROFILE}` cargo profile.", ""]
+             f"(duplicates, late and malformed lines included); tally built with the `{PROFILE}` cargo profile; "
+             f"DuckDB {duckdb_version()}.", ""]
     section = None
     for sec, name, value, note in results:
         if sec != section:
@@ -430,6 +525,11 @@ def write_results():
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n\n" + analysis)
     say(f"\nwrote {path}")
+
+
+def duckdb_version():
+    return subprocess.run([DUCK, "-c", "import duckdb; print(duckdb.__version__)"],
+                          check=True, capture_output=True, text=True).stdout.strip()
 
 
 def platform():
@@ -451,6 +551,7 @@ def main():
     check_against_duckdb(lake)
     incremental(lake, full)
     queries(lake)
+    sustained_ingest(events)
     functions(events, not args.no_package)
     write_results()
 

@@ -5,6 +5,7 @@
 //! quarantine/date=2026-08-23/<hash of lines and reasons>.ndjson      rejected input, by day received
 //! _state/touched/2026-08-23T13/<batch id>                           hours waiting for the rollup
 //! _state/<kind>/<metric>/<grain>/<period start, epoch s>.bin         period states (sums, distinct sets)
+//! _state/values/<metric>.json                                       each dimension's values with a group of their own
 //! _catalog/versions/<hash of the object>.json                       a deployed set of metric SQL files
 //! _catalog/current.json                                             which version is deployed
 //! _catalog/live.json                                                the versions the rollup has built
@@ -182,6 +183,19 @@ impl StateFile {
     }
 }
 
+/// The values of each dimension of one metric version that have a group of their own (the rest
+/// are counted in one `(other)` group): grows, never rewritten otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeptValuesFile {
+    pub(crate) metric: String,
+}
+
+impl KeptValuesFile {
+    pub(crate) fn path(&self) -> Path {
+        Path::from(format!("_state/values/{}.json", self.metric))
+    }
+}
+
 /// One deployed catalog version: every metric file of one deploy, never rewritten.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CatalogVersionFile {
@@ -237,6 +251,14 @@ mod tests {
             batch: "b1".into(),
         };
         assert_eq!(marker.path().as_ref(), "_state/touched/2026-08-23T13/b1");
+        let kept = KeptValuesFile {
+            metric: "revenue.v1a2b3c4d5e6f".into(),
+        };
+        assert_eq!(
+            kept.path().as_ref(),
+            "_state/values/revenue.v1a2b3c4d5e6f.json"
+        );
+        assert_eq!(StateFile::parse(&kept.path()), None);
         let q = QuarantineFile {
             received: t.date_naive(),
             name: "q".into(),

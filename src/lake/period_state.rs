@@ -287,7 +287,7 @@ pub(crate) async fn delete_all(storage: &Storage, metric: &str) -> Result<usize,
 
 /// The sorted, unique union of two sorted, unique lists, in one linear pass (a month unions about
 /// thirty day sets: sorting the growing set again each time made that quadratic in practice).
-fn merge_sorted(a: &[u64], b: &[u64]) -> Vec<u64> {
+pub(crate) fn merge_sorted(a: &[u64], b: &[u64]) -> Vec<u64> {
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {

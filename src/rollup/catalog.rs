@@ -6,6 +6,7 @@
 //! -- description: Number of sign-in events.
 //! -- unit: events
 //! -- dimensions: country, browser
+//! -- max_values: 500
 //! SELECT country, browser, COUNT(*) AS value FROM events WHERE event_type = 'sign-in' GROUP BY country, browser
 //! ```
 //!
@@ -15,12 +16,17 @@
 //! `COUNT(x)` (named `<name>__sum` and `<name>__count`), and answers their ratio, so it merges
 //! exactly across hours, days, months and zones.
 //!
+//! `max_values` bounds the values of each dimension with a group of their own (the rest are
+//! counted in one `(other)` group; see `crate::rollup::cardinality`); it is optional.
+//!
 //! Reading the catalog needs no query engine (the API loads it); `crate::rollup::engine` plans and checks the queries.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
+
+use crate::rollup::cardinality::DEFAULT_MAX_VALUES;
 
 include!(concat!(env!("OUT_DIR"), "/builtin_sql.rs"));
 
@@ -31,7 +37,7 @@ pub(crate) const API_PARAMS: [&str; 7] = [
 ];
 /// How this code stores a metric's rows and period states; part of every version, so that a
 /// release storing them differently rebuilds every metric beside the old rows.
-const STORED_FORMAT: &str = "rows+sums+distinct/1";
+const STORED_FORMAT: &str = "rows+sums+distinct+bounded/2";
 /// Every subset of the dimensions is stored, so their number is kept small.
 pub(crate) const MAX_DIMENSIONS: usize = 4;
 
@@ -42,6 +48,8 @@ pub struct MetricDef {
     pub description: String,
     pub unit: String,
     pub dimensions: Vec<String>,
+    /// Values of each dimension with a group of their own; the rest are counted in `(other)`.
+    pub max_values: usize,
     #[serde(skip)]
     pub sql: String,
     /// Where the definition came from, for messages.
@@ -123,6 +131,7 @@ impl MetricDef {
             description: String::new(),
             unit: String::new(),
             dimensions: Vec::new(),
+            max_values: DEFAULT_MAX_VALUES,
             sql: String::new(),
             source: source.to_string(),
             text: text.to_string(),
@@ -143,6 +152,7 @@ impl MetricDef {
                         "description" => def.description = value,
                         "unit" => def.unit = value,
                         "formula" => def.formula = Some(parse_formula(&at, &value)?),
+                        "max_values" => def.max_values = parse_max_values(&at, &value)?,
                         "dimensions" => {
                             def.dimensions = value
                                 .split(',')
@@ -189,6 +199,12 @@ impl MetricDef {
                 source,
                 "a formula's dimensions are those both of its metrics have: leave out `dimensions`",
             )),
+            (Some(_), true) if def.max_values != DEFAULT_MAX_VALUES => {
+                return Err(err(
+                    source,
+                    "a formula's groups are those of its two metrics: set `max_values` on them",
+                ))
+            }
             _ => {}
         }
         if def.dimensions.len() > MAX_DIMENSIONS {
@@ -222,14 +238,16 @@ impl MetricDef {
 
     /// The version of the numbers this definition makes when days and months are stored in
     /// `reporting_tz`: a hash of everything they depend on (the query with its whitespace and
-    /// comments normalised, the dimensions, the zone), not of the title, description or unit.
+    /// comments normalised, the dimensions, the bound on their values, the zone), not of the
+    /// title, description or unit.
     pub fn version(&self, reporting_tz: chrono_tz::Tz) -> String {
         let hash = blake3::hash(
             format!(
-                "{STORED_FORMAT}\n{}\n{}\n{}\n{}",
+                "{STORED_FORMAT}\n{}\n{}\n{}\n{}\n{}",
                 formula_text_of(&self.formula),
                 normalised_query(&self.sql),
                 self.dimensions.join(","),
+                self.max_values,
                 reporting_tz.name()
             )
             .as_bytes(),
@@ -275,6 +293,21 @@ fn normalised_query(sql: &str) -> String {
         }
     }
     out.trim().to_string()
+}
+
+/// The largest bound a header may set: past it, the bound no longer bounds the cost.
+const MAX_VALUES_LIMIT: usize = 1_000_000;
+
+fn parse_max_values(at: &str, value: &str) -> Result<usize, CatalogError> {
+    match value.parse::<usize>() {
+        Ok(n) if (1..=MAX_VALUES_LIMIT).contains(&n) => Ok(n),
+        _ => Err(err(
+            at,
+            format!(
+                "`max_values` must be a whole number from 1 to {MAX_VALUES_LIMIT} (got {value:?})"
+            ),
+        )),
+    }
 }
 
 fn parse_formula(at: &str, value: &str) -> Result<Formula, CatalogError> {
@@ -329,14 +362,16 @@ fn split_average(def: &mut MetricDef, at: usize) -> Vec<MetricDef> {
         parts.push(MetricDef {
             // What the rollup records of the version it builds (read back by `parse_recorded`).
             text: format!(
-                "-- name: {name}\n-- dimensions: {}\n{sql}\n",
-                def.dimensions.join(", ")
+                "-- name: {name}\n-- dimensions: {}\n-- max_values: {}\n{sql}\n",
+                def.dimensions.join(", "),
+                def.max_values
             ),
             name,
             title: format!("{} ({})", def.title, suffix.trim_start_matches('_')),
             description: String::new(),
             unit: def.unit.clone(),
             dimensions: def.dimensions.clone(),
+            max_values: def.max_values,
             sql,
             source: def.source.clone(),
             formula: None,

@@ -2,6 +2,7 @@
 //! run with DataFusion over each touched hour ([`engine`]) into hour, day, month and all-time rows
 //! of each metric version ([`Rollup`], [`live`]), as scheduled jobs ([`Job`]).
 
+mod cardinality;
 pub(crate) mod catalog;
 pub(crate) mod deployed;
 pub(crate) mod engine;
@@ -10,6 +11,7 @@ mod lease;
 pub(crate) mod live;
 mod recompute;
 
+pub use cardinality::{DEFAULT_MAX_VALUES, OTHER};
 pub use catalog::{Catalog, CatalogError, MetricDef};
 pub use deployed::{current as deployed_catalog, deploy, DeployError, Deployed};
 pub use engine::{check as check_metric, EngineError, MeasureKind};

@@ -32,6 +32,7 @@ use crate::lake::{Storage, StorageError, TouchedMarker};
 use crate::model::dims::{dim_set_key, dims_key, parse_dims_key, subsets};
 use crate::model::measure::Measure;
 use crate::model::period::{self, Grain};
+use crate::rollup::cardinality::KeptValues;
 use crate::rollup::catalog::{Catalog, MetricDef};
 use crate::rollup::deployed::{self, DeployError};
 use crate::rollup::engine::{self, Computed, Engine, EngineError, MeasureKind};
@@ -374,6 +375,7 @@ impl Rollup {
             let sets: Vec<String> = subsets(&r.dimensions).map(dim_set_key).collect();
             self.store.delete_metric(&r.key, &sets).await?;
             period_state::delete_all(&self.storage, &r.key).await?;
+            KeptValues::delete(&self.storage, &r.key).await?;
             tracing::info!(key = %r.key, "retired version deleted");
             deleted.push(r.key);
         }
@@ -512,7 +514,15 @@ impl Rollup {
         let engine = Engine::new(batches)?;
         let mut written = 0;
         for t in targets {
-            let computed = engine.compute(&t.version.def).await?;
+            let def = &t.version.def;
+            let computed = engine.compute(def).await?;
+            // Kept values are durable before any row or state counts on them: a run that stops
+            // in between finds them kept and makes the same groups again.
+            let mut kept = KeptValues::load(&self.storage, t.key()).await?;
+            if kept.admit(&computed, &def.dimensions, def.max_values) {
+                kept.save(&self.storage, t.key()).await?;
+            }
+            let computed = kept.fold(computed);
             let mut rows = Vec::with_capacity(computed.len());
             let mut sets: BTreeMap<i64, GroupSets> = BTreeMap::new();
             let mut sums: BTreeMap<i64, GroupSums> = BTreeMap::new();

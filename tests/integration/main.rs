@@ -4,6 +4,8 @@
 //! - `end_to_end`: generated traffic through ingest and rollup into real files and SQLite, every
 //!   shipped metric checked against [`oracle`], an independent recomputation from the raw lines;
 //! - `api`: the HTTP API's answers, errors, token and CORS, over a real socket too;
+//! - `cardinality`: many values of one dimension make at most `max_values` groups, every number
+//!   exact against the oracle;
 //! - `cli`: the `tally` binary as a user runs it;
 //! - `aws_emulator`: the functions' handlers over S3, SQS and DynamoDB (moto), with faults,
 //!   redeliveries and DynamoDB reads that lag behind writes;
@@ -18,6 +20,7 @@
 //! - `service_faults`: S3 and DynamoDB failing as AWS does (SlowDown, 500s, throttling, a stall),
 //!   injected through the protocol: retried where they happen, a persistent one fails the run and
 //!   the next resumes, the API answers 503;
+//! - `fuzz_corpus`: every input the fuzzers kept (`fuzz/corpus/`) replayed through their targets;
 //! - `published_contracts`: the JSON Schema and OpenAPI documents agree with the code.
 //!
 //! The AWS tests need the emulator and the endpoints in front of it that `make test` starts
@@ -25,10 +28,12 @@
 
 mod api;
 mod aws_emulator;
+mod cardinality;
 mod cli;
 mod crash_points;
 mod end_to_end;
 mod flaky_store;
+mod fuzz_corpus;
 mod hostile_input;
 mod interleavings;
 mod metric_versions;
