@@ -9,11 +9,11 @@ Steps (each prints as it goes; the table lands in bench/RESULTS.md):
   3. Incremental rollup after late events touch one hour of an old day, as a share of the full one.
   4. Query latency p50/p99 for 7/30/90-day daily series (plain, filtered, grouped), in-process and
      over HTTP from another process (bench/tally_bench.rs).
-  5. Functions: zip sizes (make package), cold start under a local Runtime API, peak memory of
-     ingest on a 6 MB SQS batch.
-  6. Load: the API under many concurrent clients for a fixed time on loopback (wrk): requests/s,
+  5. Load: the API under many concurrent clients for a fixed time on loopback (wrk): requests/s,
      p50/p99 latency, errors, the server's peak memory; and ingest of a sustained stream (1x and
      4x the same stream through one `tally ingest`): peak memory must not grow with it.
+  6. Functions: zip sizes (make package), cold start under a local Runtime API, peak memory of
+     ingest on a 6 MB SQS batch.
 
 The data set (`tally generate`, fixed seed and end) is cached in bench/data/ between runs.
 Run with tests/support/with-moto.sh so that the functions have S3 and DynamoDB.
@@ -227,7 +227,7 @@ def check_against_duckdb(lake):
     ours = json.loads(out, parse_float=decimal.Decimal)["total"]
     files = os.path.join(lake, "events", "**", "*.parquet")
     code = ("import duckdb; print(duckdb.sql(\"SELECT SUM(price * COALESCE(quantity, 1)) FROM ("
-            + deduplicated(files) + ") WHERE event_type = 'purchase'\").fetchone()[0])")
+            + deduplicated(files) + ") WHERE event_type = 'purchase'\").fetchall()[0][0])")
     out = subprocess.run([DUCK, "-c", code], capture_output=True, text=True, check=True).stdout
     theirs = decimal.Decimal(out.strip().splitlines()[-1])  # after DuckDB's progress bar, if any
     if ours != theirs:
@@ -355,7 +355,7 @@ def queries(lake):
                 time.sleep(0.1)
         _, _, _, out = measure([bench, "--end", END_DATE, "http", "--addr", f"127.0.0.1:{port}"])
         latency_rows(out, "HTTP")
-        say("\n[6] Load")
+        say("\n[5] Load")
         load(port, server.pid)
     finally:
         server.terminate()
@@ -459,7 +459,7 @@ def sqs_batch(events, limit=6 * 1000 * 1000):
 
 
 def functions(events, package):
-    say("\n[5] Functions")
+    say("\n[6] Functions")
     zips = {f: os.path.join(ROOT, "target", "lambda", f"tally-{f}", "bootstrap.zip") for f in ("ingest", "rollup", "api")}
     if package:  # incremental: a no-op when the zips match the source, so the sizes are never stale
         subprocess.run(["make", "package"], cwd=ROOT, check=True)
