@@ -3,7 +3,8 @@
 
 Steps (each prints as it goes; the table lands in bench/RESULTS.md):
   1. NDJSON -> partitioned Parquet: `tally ingest` vs DuckDB's COPY ... (FORMAT parquet, zstd) with
-     the same thread count; events/s per core (events / CPU seconds) and peak memory.
+     the same thread count; events/s per core (events / CPU seconds) and peak memory; beside them
+     the ceiling of the work on this machine (the file only split into lines, and only parsed as JSON).
   2. Full rollup of every hour (`tally rollup`) vs DuckDB running the same metric SQL, for every
      subset of each metric's dimensions, per hour, day and month, over the same Parquet files.
   3. Incremental rollup after late events touch one hour of an old day, as a share of the full one.
@@ -117,6 +118,17 @@ def ingest(events, lines):
     record("ingest", "tally ingest", f"{lines / wall:,.0f} events/s wall, {tally_rate:,.0f} events/s per CPU-second",
            f"{lines:,} lines in {wall:.1f} s, {cpu:.1f} CPU-s; {summary['accepted']:,} accepted, {summary['rejected']:,} quarantined")
     record("ingest", "tally ingest peak memory", f"{rss:,.0f} MiB")
+    # The physical limit of the work on this machine: the same file only split into lines, and
+    # also parsed as JSON, one thread (bench/tally_bench.rs `ceiling`).
+    bench = os.path.join(BIN, "tally-bench")
+    ceiling = {}
+    for work, label in (("lines", "only splitting the file into lines"),
+                        ("json", "splitting and parsing every line as JSON (serde_json, building nothing)")):
+        _, c_cpu, _, out = measure([bench, "--end", END_DATE, "ceiling", work, events])
+        ceiling[work] = json.loads(out)["lines"] / c_cpu
+        record("ingest", f"ceiling: {label}", f"{ceiling[work]:,.0f} lines per CPU-second", f"{c_cpu:.1f} CPU-s, 1 thread")
+    record("ingest", "tally ingest as a share of the JSON-parsing ceiling", f"{tally_rate / ceiling['json']:.0%}",
+           "validation, dedupe, Arrow, Parquet and zstd are the rest")
     threads = max(1, round(cpu / wall))
     out_dir = os.path.join(DATA, "duckdb-parquet")
     shutil.rmtree(out_dir, ignore_errors=True)

@@ -1,6 +1,10 @@
 //! Query-latency probes for `make bench` (driven by bench/run.py): the same dashboard queries
 //! in-process against the embedded store, and over HTTP against `tally serve` from this separate
 //! process on one keep-alive connection. Prints one JSON object per query shape.
+//!
+//! `ceiling` measures the physical limit of ingest's work on this machine: reading an NDJSON file
+//! and only splitting it into lines, or also parsing every line as JSON (serde_json, building
+//! nothing), single-threaded; run.py divides the lines by the process's CPU time.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -40,6 +44,50 @@ enum Command {
         #[arg(long)]
         addr: String,
     },
+    /// Reads `file` as ingest does (32 MiB chunks) and only splits it into lines (`lines`), or also
+    /// parses each line as JSON (`json`); prints the number of lines (and of JSON values).
+    Ceiling {
+        #[arg(value_parser = ["lines", "json"])]
+        work: String,
+        file: PathBuf,
+    },
+}
+
+/// Lines of `file`, and how many parse as JSON when `parse` (the rest are the file's malformed lines).
+fn ceiling(file: &std::path::Path, parse: bool) -> Result<(u64, u64)> {
+    let mut input = std::fs::File::open(file).with_context(|| file.display().to_string())?;
+    let mut buf = vec![0u8; 32 << 20];
+    let (mut filled, mut lines, mut values) = (0, 0u64, 0u64);
+    loop {
+        let n = input.read(&mut buf[filled..])?;
+        filled += n;
+        let done = n == 0;
+        if !done && filled < buf.len() {
+            continue;
+        }
+        // Whole lines only, until the end of the file.
+        let cut = match memchr::memrchr(b'\n', &buf[..filled]) {
+            Some(i) if !done => i + 1,
+            _ => filled,
+        };
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', &buf[..cut]).chain([cut]) {
+            let line = &buf[start..end.max(start)];
+            start = end + 1;
+            if line.is_empty() {
+                continue;
+            }
+            lines += 1;
+            if parse && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok() {
+                values += 1;
+            }
+        }
+        buf.copy_within(cut..filled, 0);
+        filled -= cut;
+        if done {
+            return Ok((lines, values));
+        }
+    }
 }
 
 /// A dashboard query: revenue by day over `days`, plain, filtered, or grouped.
@@ -198,6 +246,13 @@ async fn main() -> Result<()> {
                 }
                 report("http", &shape, samples);
             }
+        }
+        Command::Ceiling { work, file } => {
+            let (lines, values) = ceiling(&file, work == "json")?;
+            println!(
+                "{}",
+                serde_json::json!({"lines": lines, "json_values": values})
+            );
         }
     }
     Ok(())
