@@ -28,6 +28,12 @@ locals {
       dimensions  = { QueueName = aws_sqs_queue.events_dlq.name }
       period = 300, periods = 1
     }
+    rollup-shards-dlq-not-empty = {
+      description = "Shard jobs of large hours failed ${var.max_receive_count} times: those hours stay touched and wait (see the rollup_shards log group)."
+      namespace   = "AWS/SQS", metric = "ApproximateNumberOfMessagesVisible", statistic = "Maximum", threshold = 0
+      dimensions  = { QueueName = aws_sqs_queue.rollup_shards_dlq.name }
+      period = 300, periods = 1
+    }
     scheduler-dlq-not-empty = {
       description = "A scheduled rollup or compaction could not be delivered to the function."
       namespace   = "AWS/SQS", metric = "ApproximateNumberOfMessagesVisible", statistic = "Maximum", threshold = 0

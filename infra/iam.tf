@@ -75,9 +75,54 @@ data "aws_iam_policy_document" "rollup" {
     resources = [aws_dynamodb_table.periods.arn]
   }
   statement {
+    sid       = "SendShardJobs"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.rollup_shards.arn]
+  }
+  statement {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.function["rollup"].arn}:*"]
+  }
+  statement {
+    sid       = "Key"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.tally.arn]
+  }
+  statement {
+    sid       = "Tracing"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"] # X-Ray actions take no resource
+  }
+}
+
+data "aws_iam_policy_document" "rollup_shards" {
+  statement {
+    sid = "ListLake"
+    # Without ListBucket a missing object is a 403, not a 404: a shard of a plan that was
+    # merged or compacted away must see it gone.
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.events.arn]
+  }
+  statement {
+    sid       = "ReadEvents"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.events.arn}/events/*", "${aws_s3_bucket.events.arn}/_state/shards/*"]
+  }
+  statement {
+    sid       = "WriteParts"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.events.arn}/_state/shards/*"]
+  }
+  statement {
+    sid       = "ConsumeShardQueue"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.rollup_shards.arn]
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function["rollup_shards"].arn}:*"]
   }
   statement {
     sid       = "Key"
@@ -128,9 +173,10 @@ data "aws_iam_policy_document" "api" {
 
 locals {
   function_policies = {
-    ingest = data.aws_iam_policy_document.ingest.json
-    rollup = data.aws_iam_policy_document.rollup.json
-    api    = data.aws_iam_policy_document.api.json
+    ingest        = data.aws_iam_policy_document.ingest.json
+    rollup        = data.aws_iam_policy_document.rollup.json
+    rollup_shards = data.aws_iam_policy_document.rollup_shards.json
+    api           = data.aws_iam_policy_document.api.json
   }
 }
 

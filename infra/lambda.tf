@@ -1,6 +1,7 @@
 locals {
   functions = {
     ingest = {
+      artifact    = "ingest"
       memory      = var.ingest_memory_mb
       timeout     = var.ingest_timeout_seconds
       concurrency = var.ingest_reserved_concurrency
@@ -9,16 +10,35 @@ locals {
       }
     }
     rollup = {
+      artifact    = "rollup"
       memory      = var.rollup_memory_mb
       timeout     = var.rollup_timeout_seconds
       concurrency = 1 # one rollup at a time here; the job lease keeps it so for any other caller too
       environment = {
+        TALLY_BUCKET          = aws_s3_bucket.events.bucket
+        TALLY_TABLE           = aws_dynamodb_table.periods.name
+        TALLY_REPORTING_TZ    = var.reporting_tz
+        TALLY_SHARD_MB        = var.rollup_shard_mb
+        TALLY_SHARD_QUEUE_URL = aws_sqs_queue.rollup_shards.url
+      }
+    }
+    # The same binary as the shard queue's worker: an hour larger than TALLY_SHARD_MB of event
+    # files is computed by as many of these in parallel, each writing partial states to S3 that
+    # the next scheduled rollup merges. It takes no lease and writes no period row.
+    rollup_shards = {
+      artifact    = "rollup"
+      memory      = var.rollup_memory_mb
+      timeout     = var.rollup_shard_timeout_seconds
+      concurrency = var.rollup_shard_concurrency
+      environment = {
         TALLY_BUCKET       = aws_s3_bucket.events.bucket
         TALLY_TABLE        = aws_dynamodb_table.periods.name
         TALLY_REPORTING_TZ = var.reporting_tz
+        TALLY_SHARD_MB     = var.rollup_shard_mb
       }
     }
     api = {
+      artifact    = "api"
       memory      = var.api_memory_mb
       timeout     = 10
       concurrency = var.api_reserved_concurrency
@@ -44,7 +64,7 @@ resource "aws_cloudwatch_log_group" "function" {
 }
 
 resource "aws_lambda_function" "function" {
-  #checkov:skip=CKV_AWS_116:ingest's failures go to the queue's DLQ, rollup's to the scheduler's DLQ; api is synchronous
+  #checkov:skip=CKV_AWS_116:ingest's and rollup_shards' failures go to their queues' DLQs, rollup's to the scheduler's DLQ; api is synchronous
   #checkov:skip=CKV_AWS_117:the functions reach only AWS APIs under IAM; a VPC would add NAT cost and cold-start time
   #checkov:skip=CKV_AWS_272:zips come from this repository's make package; add a code signing config where policy requires it
   for_each                       = local.functions
@@ -53,8 +73,8 @@ resource "aws_lambda_function" "function" {
   runtime                        = "provided.al2023"
   architectures                  = ["arm64"]
   handler                        = "bootstrap"
-  filename                       = "${var.lambda_zip_dir}/tally-${each.key}/bootstrap.zip"
-  source_code_hash               = filebase64sha256("${var.lambda_zip_dir}/tally-${each.key}/bootstrap.zip")
+  filename                       = "${var.lambda_zip_dir}/tally-${each.value.artifact}/bootstrap.zip"
+  source_code_hash               = filebase64sha256("${var.lambda_zip_dir}/tally-${each.value.artifact}/bootstrap.zip")
   memory_size                    = each.value.memory
   timeout                        = each.value.timeout
   reserved_concurrent_executions = each.value.concurrency
@@ -85,5 +105,16 @@ resource "aws_lambda_event_source_mapping" "ingest" {
 
   scaling_config {
     maximum_concurrency = var.ingest_maximum_concurrency
+  }
+}
+
+resource "aws_lambda_event_source_mapping" "rollup_shards" {
+  event_source_arn        = aws_sqs_queue.rollup_shards.arn
+  function_name           = aws_lambda_function.function["rollup_shards"].arn
+  batch_size              = 1 # one shard is one piece of work: its memory is the budget
+  function_response_types = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = var.rollup_shard_concurrency
   }
 }

@@ -40,3 +40,29 @@ data "aws_iam_policy_document" "producers" {
     }
   }
 }
+
+# Shard jobs of hours too large for one rollup invocation (see docs/scaling.md).
+resource "aws_sqs_queue" "rollup_shards_dlq" {
+  name                      = "${var.name}-rollup-shards-dlq"
+  message_retention_seconds = 1209600
+  kms_master_key_id         = aws_kms_key.tally.arn
+}
+
+resource "aws_sqs_queue" "rollup_shards" {
+  name                       = "${var.name}-rollup-shards"
+  visibility_timeout_seconds = 6 * var.rollup_shard_timeout_seconds
+  message_retention_seconds  = 86400
+  kms_master_key_id          = aws_kms_key.tally.arn
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.rollup_shards_dlq.arn
+    maxReceiveCount     = var.max_receive_count
+  })
+}
+
+resource "aws_sqs_queue_redrive_allow_policy" "rollup_shards_dlq" {
+  queue_url = aws_sqs_queue.rollup_shards_dlq.id
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.rollup_shards.arn]
+  })
+}

@@ -40,6 +40,32 @@ variable "rollup_timeout_seconds" {
   default     = 900
 }
 
+variable "rollup_shard_mb" {
+  description = "MiB of event files one rollup invocation reads at a time (its memory is about twenty times that); a larger hour is split into shards run by rollup_shards."
+  type        = number
+  default     = 32
+  validation {
+    condition     = var.rollup_shard_mb > 0
+    error_message = "rollup_shard_mb must be above zero."
+  }
+}
+
+variable "rollup_shard_timeout_seconds" {
+  description = "Timeout of the rollup_shards worker (one shard of one hour); the shard queue's visibility timeout is six times this."
+  type        = number
+  default     = 300
+}
+
+variable "rollup_shard_concurrency" {
+  description = "Shards computed at once at most (reserved concurrency of rollup_shards, and the shard queue's maximum concurrency; at least 2)."
+  type        = number
+  default     = 20
+  validation {
+    condition     = var.rollup_shard_concurrency >= 2
+    error_message = "rollup_shard_concurrency must be at least 2 (an SQS event source's least maximum concurrency)."
+  }
+}
+
 variable "ingest_memory_mb" {
   description = "Memory of the ingest function."
   type        = number

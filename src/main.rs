@@ -48,6 +48,10 @@ struct Cli {
     /// deployed into the lake with `tally sql deploy`.
     #[arg(long, global = true, env = "TALLY_SQL_DIR")]
     sql: Option<PathBuf>,
+    /// MiB of event files one piece of rollup work reads: its memory is about twenty times that.
+    /// A larger hour is computed in shards (default 32).
+    #[arg(long = "shard-mb", global = true, env = "TALLY_SHARD_MB", value_parser = tally::runtime::parse_mib)]
+    shard_mb: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -316,7 +320,10 @@ async fn main() -> Result<()> {
         };
         return generate(&spec, out.as_deref());
     }
-    let local = Local::open(&cli.data, catalog, reporting_tz)?;
+    let mut local = Local::open(&cli.data, catalog, reporting_tz)?;
+    if let Some(bytes) = cli.shard_mb {
+        local.shard_bytes = bytes;
+    }
     match cli.command {
         Command::Ingest {
             files,

@@ -1,6 +1,7 @@
 """Proves that infra/ agrees with the code and docs/aws.md, by parsing the Terraform (python-hcl2).
 
-- every function crate has a Lambda whose zip is where `make package` writes it;
+- every function crate is the artifact of a Lambda, whose zip is where `make package` writes it
+  (the rollup crate is two functions: the scheduled rollup and the shard queue's worker);
 - every environment variable docs/aws.md marks as required for a function is set on it;
 - every scheduled rollup job has a schedule;
 - the API Gateway routes are the router's routes;
@@ -123,12 +124,13 @@ def problems(infra):
     found = []
     functions = local(tf, "functions")
     crates = sorted(d for d in os.listdir(os.path.join(ROOT, "functions")) if os.path.exists(os.path.join(ROOT, "functions", d, "Cargo.toml")))
-    if sorted(functions) != crates:
-        found.append(f"functions in Terraform {sorted(functions)} differ from crates in functions/ {crates}")
+    artifacts = sorted({unwrap(unwrap(spec).get("artifact")) for spec in functions.values()})
+    if artifacts != crates:
+        found.append(f"artifacts of the functions in Terraform {artifacts} differ from crates in functions/ {crates}")
 
     lam = unwrap(resources(tf, "aws_lambda_function").get("function", {}))
     filename = unwrap(lam.get("filename"))
-    if filename != "${var.lambda_zip_dir}/tally-${each.key}/bootstrap.zip":
+    if filename != "${var.lambda_zip_dir}/tally-${each.value.artifact}/bootstrap.zip":
         found.append(f"Lambda filename {filename!r} is not make package's tally-<function>/bootstrap.zip")
     zip_dir = None
     for block in tf.get("variable", []):
@@ -196,7 +198,7 @@ class InfraConsistency(unittest.TestCase):
             with open(path) as f:
                 text = f.read()
             # Remove the rollup's table variable and a granted action.
-            text = text.replace("        TALLY_TABLE        = aws_dynamodb_table.periods.name\n        TALLY_REPORTING_TZ = var.reporting_tz\n      }\n    }\n    api", "        TALLY_REPORTING_TZ = var.reporting_tz\n      }\n    }\n    api", 1)
+            text = text.replace("        TALLY_TABLE           = aws_dynamodb_table.periods.name\n", "", 1)
             with open(path, "w") as f:
                 f.write(text)
             iam = os.path.join(broken, "iam.tf")

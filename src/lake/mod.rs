@@ -10,4 +10,5 @@ pub(crate) mod period_state;
 
 pub use compaction::CompactReport;
 pub(crate) use objects::content_hash;
+pub(crate) use objects::{ListedFile, Shard};
 pub use objects::{Storage, StorageError, TouchedMarker};

@@ -5,7 +5,8 @@
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -54,6 +55,30 @@ pub struct Storage {
 pub struct TouchedMarker {
     pub hour: DateTime<Utc>,
     pub path: Path,
+}
+
+/// One event file of an hour as listed: its path and size in bytes (what the rollup plans by).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ListedFile {
+    pub(crate) path: Path,
+    pub(crate) size: u64,
+}
+
+/// Which of an hour's events a read keeps: those whose `event_id` hashes to `index` of `count`.
+/// Every copy of an event hashes alike, so each shard drops duplicates on its own and the shards
+/// of an hour add up to the whole hour, each event once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shard {
+    pub(crate) index: u32,
+    pub(crate) count: u32,
+}
+
+impl Shard {
+    pub(crate) const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    fn holds(self, event_id: &str) -> bool {
+        fnv1a(event_id.as_bytes()) % u64::from(self.count) == u64::from(self.index)
+    }
 }
 
 /// FNV-1a, 64 bits: a hash that stays the same across processes, builds and Rust versions.
@@ -107,6 +132,10 @@ fn event_file_name(events: &[&Event<'_>]) -> String {
     h.update(&buf);
     h.finalize().to_hex()[..32].to_string()
 }
+
+/// Rows per batch read back from Parquet: large enough that per-batch costs vanish, small enough
+/// that a shard's filter never holds much it drops.
+const BATCH_ROWS: usize = 8192;
 
 /// Room for one framed event beyond the flush mark: its text is at most the event limit, plus
 /// eight bytes of length per field.
@@ -289,18 +318,68 @@ impl Storage {
     }
 
     pub(super) async fn hour_files(&self, hour: DateTime<Utc>) -> Result<Vec<Path>, StorageError> {
+        Ok(self
+            .listed_hour_files(hour)
+            .await?
+            .into_iter()
+            .map(|f| f.path)
+            .collect())
+    }
+
+    /// The event files of one hour with their sizes, in name order (the order they are read in).
+    pub(crate) async fn listed_hour_files(
+        &self,
+        hour: DateTime<Utc>,
+    ) -> Result<Vec<ListedFile>, StorageError> {
         let metas: Vec<_> = self
             .store
             .list(Some(&HourPartition { hour }.path()))
             .try_collect()
             .await?;
-        let mut paths: Vec<Path> = metas
+        let mut files: Vec<ListedFile> = metas
             .into_iter()
-            .map(|m| m.location)
-            .filter(|p| EventFile::parse(p).is_some())
+            .filter(|m| EventFile::parse(&m.location).is_some())
+            .map(|m| ListedFile {
+                path: m.location,
+                size: m.size,
+            })
             .collect();
-        paths.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
-        Ok(paths)
+        files.sort_by(|a, b| a.path.as_ref().cmp(b.path.as_ref()));
+        Ok(files)
+    }
+
+    /// The events of `shard` in `files` (one hour's), each `event_id` once. Files are read one at
+    /// a time and decoded a batch at a time, keeping only the shard's rows: memory holds the
+    /// shard's events and one compressed file (about a twentieth of its events in Arrow).
+    pub(crate) async fn read_events(
+        &self,
+        files: &[ListedFile],
+        shard: Shard,
+    ) -> Result<Vec<RecordBatch>, StorageError> {
+        let mut batches = Vec::new();
+        for f in files {
+            let bytes = self.store.get(&f.path).await?.bytes().await?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?
+                .with_batch_size(BATCH_ROWS)
+                .build()?;
+            for b in reader {
+                let b = b?;
+                if shard == Shard::WHOLE {
+                    batches.push(b);
+                    continue;
+                }
+                let ids = event_table::event_ids(&b)?;
+                let mask: BooleanArray = ids
+                    .iter()
+                    .map(|id| Some(id.is_some_and(|id| shard.holds(id))))
+                    .collect();
+                let kept = filter_record_batch(&b, &mask)?;
+                if kept.num_rows() > 0 {
+                    batches.push(kept);
+                }
+            }
+        }
+        dedupe(batches)
     }
 
     pub(super) async fn read_files(
@@ -319,8 +398,8 @@ impl Storage {
 
     /// The events of one UTC hour, each `event_id` once.
     pub async fn read_hour(&self, hour: DateTime<Utc>) -> Result<Vec<RecordBatch>, StorageError> {
-        let files = self.hour_files(hour).await?;
-        dedupe(self.read_files(&files).await?)
+        let files = self.listed_hour_files(hour).await?;
+        self.read_events(&files, Shard::WHOLE).await
     }
 
     pub async fn put_bytes(&self, path: &Path, bytes: Vec<u8>) -> Result<(), StorageError> {

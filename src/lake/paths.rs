@@ -6,6 +6,9 @@
 //! _state/touched/2026-08-23T13/<batch id>                           hours waiting for the rollup
 //! _state/<kind>/<metric>/<grain>/<period start, epoch s>.bin         period states (sums, distinct sets)
 //! _state/values/<metric>.json                                       each dimension's values with a group of their own
+//! _state/shards/2026-08-23T13/<plan>/plan.json                      an hour split into shards: files, shard count, metrics
+//! _state/shards/2026-08-23T13/<plan>/sent.json                      when the shards' jobs were last sent
+//! _state/shards/2026-08-23T13/<plan>/<shard>/<metric>.<kind>        one shard's partial state of one metric
 //! _catalog/versions/<hash of the object>.json                       a deployed set of metric SQL files
 //! _catalog/current.json                                             which version is deployed
 //! _catalog/live.json                                                the versions the rollup has built
@@ -195,6 +198,42 @@ impl KeptValuesFile {
         Path::from(format!("_state/values/{}.json", self.metric))
     }
 }
+
+/// The objects of one plan splitting an hour into shards (see the rollup's `shards`): the plan
+/// itself, when its jobs were sent, and each shard's partial state per metric version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ShardPlanFiles {
+    pub(crate) hour: DateTime<Utc>,
+    /// A hash of the plan's content: the files, the shard count and the metric versions.
+    pub(crate) plan: String,
+}
+
+impl ShardPlanFiles {
+    /// Every plan of one hour.
+    pub(crate) fn hour_folder(hour: DateTime<Utc>) -> Path {
+        Path::from(SHARDS).join(hour.format("%Y-%m-%dT%H").to_string())
+    }
+
+    pub(crate) fn folder(&self) -> Path {
+        ShardPlanFiles::hour_folder(self.hour).join(self.plan.as_str())
+    }
+
+    pub(crate) fn plan(&self) -> Path {
+        self.folder().join("plan.json")
+    }
+
+    pub(crate) fn sent(&self) -> Path {
+        self.folder().join("sent.json")
+    }
+
+    pub(crate) fn part(&self, shard: u32, metric: &str, kind: &str) -> Path {
+        self.folder()
+            .join(shard.to_string())
+            .join(format!("{metric}.{kind}"))
+    }
+}
+
+pub(crate) const SHARDS: &str = "_state/shards";
 
 /// One deployed catalog version: every metric file of one deploy, never rewritten.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,10 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::lake::paths::KeptValuesFile;
-use crate::lake::period_state::merge_sorted;
 use crate::lake::{Storage, StorageError};
-use crate::model::dims::dims_key;
-use crate::rollup::engine::{Computed, ComputedRow};
+use crate::rollup::engine::{ComputedRow, MergedRows};
 
 /// The value of the group that holds every value past a dimension's bound. A value spelt so by a
 /// producer is counted in it too.
@@ -107,33 +105,16 @@ impl KeptValues {
         if !rows.iter().any(folds) {
             return rows;
         }
-        let mut merged: BTreeMap<(i64, String), ComputedRow> = BTreeMap::new();
+        let mut merged = MergedRows::default();
         for mut r in rows {
             for (d, v) in r.dims.iter_mut() {
                 if v.as_deref().is_some_and(|value| !kept(d, value)) {
                     *v = Some(OTHER.to_string());
                 }
             }
-            match merged.entry((r.period_start, dims_key(&r.dims))) {
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(r);
-                }
-                std::collections::btree_map::Entry::Occupied(mut e) => {
-                    let into = &mut e.get_mut().value;
-                    *into = match (
-                        std::mem::replace(into, Computed::Additive(0.into())),
-                        r.value,
-                    ) {
-                        (Computed::Additive(a), Computed::Additive(b)) => Computed::Additive(a + b),
-                        (Computed::Distinct(a), Computed::Distinct(b)) => {
-                            Computed::Distinct(merge_sorted(&a, &b))
-                        }
-                        _ => unreachable!("one metric computes one kind of value"),
-                    };
-                }
-            }
+            merged.add(r);
         }
-        merged.into_values().collect()
+        merged.into_rows()
     }
 }
 
@@ -149,6 +130,7 @@ mod tests {
 
     use super::*;
     use crate::model::Dims;
+    use crate::rollup::engine::Computed;
 
     fn row(hour: i64, dims: &[(&str, Option<&str>)], value: Computed) -> ComputedRow {
         let dims: Dims = dims

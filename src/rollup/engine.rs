@@ -80,11 +80,58 @@ pub(crate) enum Computed {
     Distinct(Vec<u64>),
 }
 
+impl Computed {
+    /// Adds `other`, the same group's value over other events: sums add, distinct sets union.
+    pub(crate) fn absorb(&mut self, other: Computed) {
+        *self = match (
+            std::mem::replace(self, Computed::Additive(Decimal::ZERO)),
+            other,
+        ) {
+            (Computed::Additive(a), Computed::Additive(b)) => Computed::Additive(a + b),
+            (Computed::Distinct(a), Computed::Distinct(b)) => {
+                Computed::Distinct(crate::lake::period_state::merge_sorted(&a, &b))
+            }
+            _ => unreachable!("one metric computes one kind of value"),
+        };
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ComputedRow {
     pub period_start: i64,
     pub dims: Dims,
     pub value: Computed,
+}
+
+/// Rows of the same periods and groups over different events (shards of an hour, values folded
+/// into one group), merged into one row per period and group.
+#[derive(Default)]
+pub(crate) struct MergedRows {
+    rows: std::collections::BTreeMap<(i64, String), ComputedRow>,
+}
+
+impl MergedRows {
+    pub(crate) fn add(&mut self, row: ComputedRow) {
+        use std::collections::btree_map::Entry;
+        match self
+            .rows
+            .entry((row.period_start, crate::model::dims::dims_key(&row.dims)))
+        {
+            Entry::Vacant(e) => {
+                e.insert(row);
+            }
+            Entry::Occupied(mut e) => e.get_mut().value.absorb(row.value),
+        }
+    }
+
+    pub(crate) fn extend(&mut self, rows: impl IntoIterator<Item = ComputedRow>) {
+        rows.into_iter().for_each(|r| self.add(r));
+    }
+
+    /// The merged rows, by period and group.
+    pub(crate) fn into_rows(self) -> Vec<ComputedRow> {
+        self.rows.into_values().collect()
+    }
 }
 
 struct Analysis {

@@ -91,7 +91,12 @@ pub struct Version {
 }
 
 impl Version {
-    fn of(name: &str, version: &str, zone: &str, text: &str) -> Result<Version, LiveError> {
+    pub(crate) fn of(
+        name: &str,
+        version: &str,
+        zone: &str,
+        text: &str,
+    ) -> Result<Version, LiveError> {
         let definition = |source| LiveError::Definition {
             metric: name.to_string(),
             source,

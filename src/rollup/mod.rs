@@ -10,6 +10,7 @@ mod jobs;
 mod lease;
 pub(crate) mod live;
 mod recompute;
+mod shards;
 
 pub use cardinality::{DEFAULT_MAX_VALUES, OTHER};
 pub use catalog::{Catalog, CatalogError, MetricDef};
@@ -20,4 +21,8 @@ pub use lease::{LeaseLost, LEASE_NAME, LEASE_TTL};
 pub use live::{version_key, Live, LiveError, Served, ServedMetric, Version};
 pub use recompute::{
     dimension_sets, BuildProgress, Rollup, RollupError, RollupReport, DEFAULT_RETIRE_AFTER,
+};
+pub use shards::{
+    run_shard, ShardJob, ShardOptions, ShardOutcome, ShardQueue, ShardQueueError,
+    DEFAULT_SHARD_BYTES,
 };

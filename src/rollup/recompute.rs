@@ -28,16 +28,17 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::lake::period_state::{self, GroupSets, GroupSums, PeriodState};
-use crate::lake::{Storage, StorageError, TouchedMarker};
+use crate::lake::{ListedFile, Shard, Storage, StorageError, TouchedMarker};
 use crate::model::dims::{dim_set_key, dims_key, parse_dims_key, subsets};
 use crate::model::measure::Measure;
 use crate::model::period::{self, Grain};
 use crate::rollup::cardinality::KeptValues;
 use crate::rollup::catalog::{Catalog, MetricDef};
 use crate::rollup::deployed::{self, DeployError};
-use crate::rollup::engine::{self, Computed, Engine, EngineError, MeasureKind};
+use crate::rollup::engine::{self, Computed, ComputedRow, EngineError, MeasureKind, MergedRows};
 use crate::rollup::lease::LeaseLost;
 use crate::rollup::live::{Build, Built, Live, LiveError, Version};
+use crate::rollup::shards::{self, Piece, ShardOptions, ShardPlan};
 use crate::store::{PeriodRow, PeriodStore, StoreError, META_AS_OF};
 
 /// How long a replaced version's rows outlive the switch by default: an API instance caches the
@@ -64,6 +65,10 @@ pub enum RollupError {
     EmptyBackfill,
     #[error(transparent)]
     LeaseLost(#[from] LeaseLost),
+    #[error("{0}")]
+    ShardQueue(String),
+    #[error("bad shard job: {0}")]
+    BadShardJob(String),
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -73,8 +78,13 @@ pub struct RollupReport {
     pub days_rebuilt: usize,
     pub months_rebuilt: usize,
     pub rows_written: usize,
-    /// Touched hours left for the next run because the deadline came first.
+    /// Touched hours left for the next run: the deadline came first, or their shards are still
+    /// being computed by workers.
     pub hours_remaining: usize,
+    /// Hours larger than one piece of work, computed in shards (here or by workers) this run.
+    pub hours_split: usize,
+    /// Hours whose shards were sent to workers and are not all written yet.
+    pub hours_waiting_for_shards: usize,
     pub as_of: Option<DateTime<Utc>>,
     /// Metric versions being built after this run, with hours done and hours in all.
     pub building: Vec<BuildProgress>,
@@ -117,6 +127,18 @@ pub struct Rollup {
     pub reporting_tz: Tz,
     /// How long a replaced or removed version's rows are kept after the switch.
     pub retire_after: Duration,
+    /// How much event data one piece of work holds, and where an hour's shards run.
+    pub shards: ShardOptions,
+}
+
+/// What [`Rollup::recompute_hours`] did.
+#[derive(Default)]
+struct HoursDone {
+    rows_written: usize,
+    /// Hours computed in shards.
+    split: usize,
+    /// Hours whose workers' shards are not all written yet: left as they were.
+    waiting: BTreeSet<DateTime<Utc>>,
 }
 
 /// Period starts of one grain: which finer periods a merge reads, or grows a saved state by.
@@ -432,6 +454,8 @@ impl Rollup {
                     t.months_rebuilt += r.months_rebuilt;
                     t.rows_written += r.rows_written;
                     t.hours_remaining = t.hours_remaining.max(r.hours_remaining);
+                    t.hours_split += r.hours_split;
+                    t.hours_waiting_for_shards += r.hours_waiting_for_shards;
                     t
                 }
             });
@@ -465,15 +489,21 @@ impl Rollup {
         let total_days = by_day.len();
         for (i, (day, day_hours)) in by_day.iter().enumerate() {
             if i > 0 && deadline.is_some_and(|d| Instant::now() >= d) {
-                report.hours_remaining = by_day.values().skip(i).map(Vec::len).sum();
+                report.hours_remaining += by_day.values().skip(i).map(Vec::len).sum::<usize>();
                 break;
             }
             tracing::debug!(day = %day, hours = day_hours.len(), "rollup day {}/{}", i + 1, total_days);
-            report.rows_written += self.recompute_hours(day_hours, targets).await?;
+            let hours = self.recompute_hours(day_hours, targets).await?;
+            report.rows_written += hours.rows_written;
+            report.hours_split += hours.split;
+            report.hours_waiting_for_shards += hours.waiting.len();
+            report.hours_remaining += hours.waiting.len();
             for t in targets {
                 report.rows_written += self.rebuild(t, Grain::Day, *day, None, tz).await?;
             }
-            report.hours_recomputed.extend(day_hours);
+            report
+                .hours_recomputed
+                .extend(day_hours.iter().filter(|h| !hours.waiting.contains(h)));
             report.days_rebuilt += 1;
             months
                 .entry(period::month_start(tz, *day))
@@ -499,23 +529,69 @@ impl Rollup {
     }
 
     /// Runs every metric over the events of `hours`, stores one row per hour and group, and saves
-    /// each hour's state (empty for an hour without values, so no older state outlives it).
+    /// each hour's state (empty for an hour without values, so no older state outlives it). The
+    /// events are read a piece of work at a time ([`shards`]); an hour whose shards run elsewhere
+    /// and are not all done yet is left as it was, and reported waiting.
     async fn recompute_hours(
         &self,
         hours: &[DateTime<Utc>],
         targets: &[Target],
-    ) -> Result<usize, RollupError> {
-        let mut batches = Vec::new();
+    ) -> Result<HoursDone, RollupError> {
+        let mut listed = Vec::with_capacity(hours.len());
         for h in hours {
-            for b in self.events().read_hour(*h).await? {
-                batches.push(with_period(b, h.timestamp())?);
+            listed.push((*h, self.events().listed_hour_files(*h).await?));
+        }
+        let versions: Vec<Version> = targets.iter().map(|t| t.version.clone()).collect();
+        let kinds: Vec<MeasureKind> = targets.iter().map(|t| t.kind).collect();
+        let mut per_target: Vec<Vec<ComputedRow>> = vec![Vec::new(); targets.len()];
+        let mut done = HoursDone::default();
+        let mut split = Vec::new();
+        for piece in shards::pieces(listed, self.shards.max_bytes) {
+            let computed = match piece {
+                Piece::Hours(hours) => {
+                    let mut batches = Vec::new();
+                    for (h, files) in &hours {
+                        for b in self.events().read_events(files, Shard::WHOLE).await? {
+                            batches.push(with_period(b, h.timestamp())?);
+                        }
+                    }
+                    shards::compute_all(batches, &versions).await?
+                }
+                Piece::Split { hour, files, count } => {
+                    let computed = match &self.shards.queue {
+                        None => Some(self.split_here(hour, &files, count, &versions).await?),
+                        Some(queue) => {
+                            let refs: Vec<&Version> = versions.iter().collect();
+                            let plan = ShardPlan::new(hour, &files, count, &refs);
+                            shards::fanned_out(
+                                &self.storage,
+                                &self.shards,
+                                queue.as_ref(),
+                                plan,
+                                &kinds,
+                            )
+                            .await?
+                        }
+                    };
+                    let Some(computed) = computed else {
+                        done.waiting.insert(hour);
+                        continue;
+                    };
+                    split.push(hour);
+                    computed
+                }
+            };
+            for (into, rows) in per_target.iter_mut().zip(computed) {
+                into.extend(rows);
             }
         }
-        let engine = Engine::new(batches)?;
-        let mut written = 0;
-        for t in targets {
+        let stored: Vec<DateTime<Utc>> = hours
+            .iter()
+            .copied()
+            .filter(|h| !done.waiting.contains(h))
+            .collect();
+        for (t, computed) in targets.iter().zip(per_target) {
             let def = &t.version.def;
-            let computed = engine.compute(def).await?;
             // Kept values are durable before any row or state counts on them: a run that stops
             // in between finds them kept and makes the same groups again.
             let mut kept = KeptValues::load(&self.storage, t.key()).await?;
@@ -550,14 +626,38 @@ impl Rollup {
                 });
             }
             if t.kind == MeasureKind::DistinctCount {
-                self.save_hour_states(t.key(), hours, sets).await?;
+                self.save_hour_states(t.key(), &stored, sets).await?;
             } else {
-                self.save_hour_states(t.key(), hours, sums).await?;
+                self.save_hour_states(t.key(), &stored, sums).await?;
             }
-            written += rows.len();
+            done.rows_written += rows.len();
             self.store.put(rows).await?;
         }
-        Ok(written)
+        // The hours' states are stored: their plans and parts are no longer needed.
+        for hour in &split {
+            shards::clear_hour(&self.storage, *hour).await?;
+        }
+        done.split = split.len();
+        Ok(done)
+    }
+
+    /// The rows of one hour too large for one piece of work, computed here a shard at a time.
+    async fn split_here(
+        &self,
+        hour: DateTime<Utc>,
+        files: &[ListedFile],
+        count: u32,
+        versions: &[Version],
+    ) -> Result<Vec<Vec<ComputedRow>>, RollupError> {
+        let mut merged: Vec<MergedRows> = versions.iter().map(|_| MergedRows::default()).collect();
+        for index in 0..count {
+            let shard = Shard { index, count };
+            let rows = shards::compute_shard(self.events(), hour, files, shard, versions).await?;
+            for (into, rows) in merged.iter_mut().zip(rows) {
+                into.extend(rows);
+            }
+        }
+        Ok(merged.into_iter().map(MergedRows::into_rows).collect())
     }
 
     async fn save_hour_states<S: PeriodState>(
@@ -706,7 +806,7 @@ pub fn dimension_sets(def: &MetricDef) -> Vec<String> {
     subsets(&def.dimensions).map(dim_set_key).collect()
 }
 
-fn with_period(batch: RecordBatch, start: i64) -> Result<RecordBatch, RollupError> {
+pub(crate) fn with_period(batch: RecordBatch, start: i64) -> Result<RecordBatch, RollupError> {
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     columns.push(Arc::new(Int64Array::from(vec![start; batch.num_rows()])));
     RecordBatch::try_new(engine::table_schema(), columns).map_err(|e| RollupError::Engine(e.into()))

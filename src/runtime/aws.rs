@@ -6,6 +6,8 @@
 //! | `TALLY_BUCKET` | all | S3 bucket of events, quarantine, rollup state and the deployed catalog |
 //! | `TALLY_TABLE` | rollup, api | DynamoDB period table |
 //! | `TALLY_REPORTING_TZ` | rollup, api | zone of stored days and months (default UTC) |
+//! | `TALLY_SHARD_MB` | rollup | MiB of event files one piece of rollup work reads (default 32) |
+//! | `TALLY_SHARD_QUEUE_URL` | rollup | SQS queue an hour's shards are sent to; unset, the run computes them |
 //! | `TALLY_API_TOKEN`, `TALLY_CORS_ORIGIN`, `TALLY_MAX_RANGE_DAYS` | api | as for `tally serve` |
 //! | `AWS_REGION`, `AWS_ENDPOINT_URL` | all | set by Lambda; an endpoint points every client at an emulator |
 
@@ -17,9 +19,11 @@ use object_store::aws::AmazonS3Builder;
 use crate::lake::Storage;
 use crate::model::DEFAULT_MAX_EVENT_AGE_DAYS;
 use crate::rollup::catalog::Catalog;
-use crate::rollup::{Rollup, DEFAULT_RETIRE_AFTER};
+use crate::rollup::{
+    Rollup, ShardJob, ShardOptions, ShardQueue, ShardQueueError, DEFAULT_RETIRE_AFTER,
+};
 use crate::runtime::config::{
-    optional_env, parse_reporting_tz, positive_days, required_env, ConfigError,
+    optional_env, parse_reporting_tz, positive_days, required_env, shard_bytes, ConfigError,
 };
 use crate::serve::query::{QueryOptions, DEFAULT_MAX_RANGE_DAYS};
 use crate::serve::{ApiOptions, SignIn};
@@ -93,12 +97,16 @@ impl IngestEnv {
     }
 }
 
-/// The rollup function's environment.
+/// The rollup function's environment (the scheduled run and the shard worker are one binary).
 #[derive(Debug, Clone)]
 pub struct RollupEnv {
     pub bucket: String,
     pub table: String,
     pub reporting_tz: Tz,
+    /// Bytes of event files per piece of work (`TALLY_SHARD_MB`).
+    pub shard_bytes: u64,
+    /// Where an hour's shards are sent (`TALLY_SHARD_QUEUE_URL`); unset, the run computes them.
+    pub shard_queue_url: Option<String>,
 }
 
 impl RollupEnv {
@@ -107,6 +115,8 @@ impl RollupEnv {
             bucket: required_env("TALLY_BUCKET")?,
             table: required_env("TALLY_TABLE")?,
             reporting_tz: reporting_tz()?,
+            shard_bytes: shard_bytes("TALLY_SHARD_MB")?,
+            shard_queue_url: optional_env("TALLY_SHARD_QUEUE_URL"),
         })
     }
 
@@ -123,7 +133,61 @@ impl RollupEnv {
             catalog: Catalog::builtin(),
             reporting_tz: self.reporting_tz,
             retire_after: DEFAULT_RETIRE_AFTER,
+            shards: ShardOptions {
+                max_bytes: self.shard_bytes,
+                queue: self.shard_queue_url.as_ref().map(|url| {
+                    Arc::new(SqsShardQueue {
+                        client: aws_sdk_sqs::Client::new(sdk),
+                        queue_url: url.clone(),
+                    }) as Arc<dyn ShardQueue>
+                }),
+                ..ShardOptions::default()
+            },
         })
+    }
+}
+
+/// Shard jobs as SQS messages, ten to a request; the SDK's standard retries, then an error.
+pub struct SqsShardQueue {
+    pub client: aws_sdk_sqs::Client,
+    pub queue_url: String,
+}
+
+#[async_trait::async_trait]
+impl ShardQueue for SqsShardQueue {
+    async fn send(&self, jobs: &[ShardJob]) -> Result<(), ShardQueueError> {
+        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+        for chunk in jobs.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, job)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(format!("s{i}"))
+                        .message_body(serde_json::to_string(job).expect("jobs serialise"))
+                        .build()
+                        .map_err(|e| ShardQueueError(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| ShardQueueError(crate::sdk_error::error_chain(&e)))?;
+            if let Some(f) = out.failed().first() {
+                return Err(ShardQueueError(format!(
+                    "{} of {} messages refused, first: {} {}",
+                    out.failed().len(),
+                    chunk.len(),
+                    f.code(),
+                    f.message().unwrap_or_default()
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

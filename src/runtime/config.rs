@@ -60,6 +60,26 @@ pub(crate) fn positive_days(name: &str, default: i64) -> Result<i64, ConfigError
     }
 }
 
+/// Reads an optional size in MiB (a positive number, fractions allowed) as bytes; the rollup's
+/// default piece of work when unset.
+pub(crate) fn shard_bytes(name: &str) -> Result<u64, ConfigError> {
+    match optional_env(name) {
+        None => Ok(crate::rollup::DEFAULT_SHARD_BYTES),
+        Some(v) => parse_mib(&v).map_err(|message| ConfigError {
+            name: name.into(),
+            message,
+        }),
+    }
+}
+
+/// A positive number of MiB as bytes (at least one).
+pub fn parse_mib(v: &str) -> Result<u64, String> {
+    match v.trim().parse::<f64>() {
+        Ok(mib) if mib > 0.0 && mib.is_finite() => Ok(((mib * 1048576.0) as u64).max(1)),
+        _ => Err(format!("{v:?} is not a positive number of MiB")),
+    }
+}
+
 /// Reads an optional environment variable; empty counts as unset.
 pub(crate) fn optional_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -77,5 +97,10 @@ mod tests {
             super::parse_reporting_tz("X", "Asia/Seoul").unwrap().name(),
             "Asia/Seoul"
         );
+        assert_eq!(super::parse_mib("32"), Ok(32 << 20));
+        assert_eq!(super::parse_mib("0.001"), Ok(1048));
+        for bad in ["0", "-1", "lots", "inf", ""] {
+            assert!(super::parse_mib(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 
 use crate::lake::{Storage, StorageError};
 use crate::rollup::catalog::Catalog;
-use crate::rollup::{Rollup, DEFAULT_RETIRE_AFTER};
+use crate::rollup::{Rollup, ShardOptions, DEFAULT_RETIRE_AFTER, DEFAULT_SHARD_BYTES};
 use crate::serve::query::{QueryOptions, QueryService};
 use crate::store::SqliteStore;
 use crate::store::{PeriodStore, StoreError};
@@ -36,6 +36,8 @@ pub struct Local {
     /// The definitions a lake with no deployed catalog starts from.
     pub catalog: Catalog,
     pub reporting_tz: Tz,
+    /// Bytes of event files per piece of rollup work.
+    pub shard_bytes: u64,
 }
 
 impl Local {
@@ -48,6 +50,7 @@ impl Local {
             store: Arc::new(store),
             catalog,
             reporting_tz,
+            shard_bytes: DEFAULT_SHARD_BYTES,
         })
     }
 
@@ -59,6 +62,10 @@ impl Local {
             catalog: self.catalog.clone(),
             reporting_tz: self.reporting_tz,
             retire_after: DEFAULT_RETIRE_AFTER,
+            shards: ShardOptions {
+                max_bytes: self.shard_bytes,
+                ..ShardOptions::default()
+            },
         }
     }
 

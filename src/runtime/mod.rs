@@ -5,5 +5,5 @@ pub mod aws;
 pub(crate) mod config;
 mod local;
 
-pub use config::{parse_reporting_tz, ConfigError};
+pub use config::{parse_mib, parse_reporting_tz, ConfigError};
 pub use local::{Local, LocalError};

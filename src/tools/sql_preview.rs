@@ -69,6 +69,7 @@ pub async fn preview(
         catalog: catalog.clone(),
         reporting_tz,
         retire_after: DEFAULT_RETIRE_AFTER,
+        shards: Default::default(),
     };
     rollup.run_builds(None).await?;
     let options = QueryOptions {

@@ -31,7 +31,7 @@ fn end() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 8, 27, 0, 0, 0).unwrap()
 }
 
-fn traffic() -> Vec<u8> {
+pub(crate) fn traffic() -> Vec<u8> {
     let spec = DemoSpec {
         events_per_day: 1200,
         users: 300,
@@ -47,7 +47,7 @@ fn traffic() -> Vec<u8> {
 }
 
 /// The same events through the one-machine pipeline, as the reference.
-async fn local_reference(ndjson: &[u8]) -> (tempfile::TempDir, Local) {
+pub(crate) async fn local_reference(ndjson: &[u8]) -> (tempfile::TempDir, Local) {
     let dir = tempfile::tempdir().unwrap();
     let local = Local::open(dir.path(), Catalog::builtin(), Tz::UTC).unwrap();
     tally::ingest::ingest_ndjson(&local.storage, ndjson, Utc::now())
@@ -88,7 +88,7 @@ fn queries() -> Vec<QueryParams> {
     out
 }
 
-async fn assert_same_numbers(store: Arc<dyn PeriodStore>, reference: &Local) {
+pub(crate) async fn assert_same_numbers(store: Arc<dyn PeriodStore>, reference: &Local) {
     let aws = QueryService::new(store, Catalog::builtin(), QueryOptions::default());
     let local = reference.query_service(QueryOptions::default());
     let now = end() + chrono::Duration::days(1);
@@ -115,7 +115,7 @@ async fn assert_rollup_equals_local(storage: Storage, ndjson: &[u8]) {
 }
 
 /// Receives everything on the queue, as the event source mapping would, in batches of up to 10.
-async fn receive_all(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<SqsEvent> {
+pub(crate) async fn receive_all(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<SqsEvent> {
     let mut batches = Vec::new();
     loop {
         let out = sqs
@@ -171,7 +171,7 @@ async fn queued_traffic() -> Queued {
     }
 }
 
-async fn create_queue(sqs: &aws_sdk_sqs::Client) -> String {
+pub(crate) async fn create_queue(sqs: &aws_sdk_sqs::Client) -> String {
     sqs.create_queue()
         .queue_name(moto::unique("events"))
         .send()
@@ -190,6 +190,7 @@ fn rollup_for(storage: Storage, store: Arc<dyn PeriodStore>) -> Rollup {
         catalog: Catalog::builtin(),
         reporting_tz: Tz::UTC,
         retire_after: tally::rollup::DEFAULT_RETIRE_AFTER,
+        shards: Default::default(),
     }
 }
 
@@ -280,7 +281,7 @@ async fn send_ingest_rollup_api_over_the_emulator_equal_local_mode() {
     let claim = lease(backfill, now + chrono::Duration::minutes(2)).await;
     assert_eq!(claim.unwrap(), Claim::Granted);
     let markers = storage.touched_markers().await.unwrap().len();
-    let skipped = tally_rollup_fn::handle(
+    let skipped = tally_rollup_fn::handle_job(
         &rollup,
         json!({"job": "rollup"}),
         Instant::now() + Duration::from_secs(600),
@@ -294,7 +295,7 @@ async fn send_ingest_rollup_api_over_the_emulator_equal_local_mode() {
     assert_eq!(storage.touched_markers().await.unwrap().len(), markers);
     store.release_lease(LEASE_NAME, backfill).await.unwrap();
 
-    let report = tally_rollup_fn::handle(
+    let report = tally_rollup_fn::handle_job(
         &rollup,
         json!({"job": "rollup"}),
         Instant::now() + Duration::from_secs(600),
@@ -621,7 +622,7 @@ async fn rollups_store_right_numbers_when_dynamodb_reads_lag_behind_writes() {
         tally::ingest::ingest_ndjson(&storage, &part.concat()[..], received)
             .await
             .unwrap();
-        tally_rollup_fn::handle(
+        tally_rollup_fn::handle_job(
             &rollup,
             json!({"job": "rollup"}),
             Instant::now() + Duration::from_secs(600),

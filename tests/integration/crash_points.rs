@@ -417,6 +417,7 @@ impl Lake {
             catalog: catalog(),
             reporting_tz: ZONE,
             retire_after: std::time::Duration::ZERO,
+            shards: Default::default(),
         }
     }
 

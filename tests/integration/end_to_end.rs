@@ -15,7 +15,7 @@ use tally::tools::demo::{self, DemoSpec};
 
 use crate::oracle::{Oracle, Window};
 
-fn utc(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
+pub(crate) fn utc(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap()
 }
 
@@ -24,16 +24,16 @@ fn end() -> DateTime<Utc> {
     utc(2026, 8, 27, 6)
 }
 
-fn received() -> DateTime<Utc> {
+pub(crate) fn received() -> DateTime<Utc> {
     end() + Duration::minutes(1)
 }
 
-fn deliveries() -> Vec<Vec<u8>> {
+pub(crate) fn deliveries() -> Vec<Vec<u8>> {
     deliveries_ending(end(), 7)
 }
 
 /// Four days of traffic before `end`, with more duplicates, late and malformed lines than usual.
-fn deliveries_ending(end: DateTime<Utc>, seed: u64) -> Vec<Vec<u8>> {
+pub(crate) fn deliveries_ending(end: DateTime<Utc>, seed: u64) -> Vec<Vec<u8>> {
     let spec = DemoSpec {
         events_per_day: 3000,
         users: 500,
@@ -101,7 +101,7 @@ fn service(s: &Setup) -> QueryService {
     s.local.query_service(QueryOptions::default())
 }
 
-fn params(
+pub(crate) fn params(
     metric: &str,
     from: &str,
     to: &str,
@@ -138,7 +138,7 @@ fn assert_value(what: &str, metric: &str, got: Decimal, want: Decimal, approxima
 }
 
 /// Checks totals, change rate and series of `r` against the oracle for the expected windows.
-fn check(
+pub(crate) fn check(
     o: &Oracle,
     r: &MetricResponse,
     current: Window,
@@ -212,7 +212,7 @@ fn check(
     }
 }
 
-fn hours(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+pub(crate) fn hours(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
     let mut out = vec![];
     let mut t = from;
     while t < to {
@@ -237,7 +237,7 @@ fn date(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 8, d).unwrap()
 }
 
-const METRICS: [&str; 5] = [
+pub(crate) const METRICS: [&str; 5] = [
     "visitors",
     "sign_ins",
     "content_views",

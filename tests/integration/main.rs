@@ -20,6 +20,8 @@
 //! - `service_faults`: S3 and DynamoDB failing as AWS does (SlowDown, 500s, throttling, a stall),
 //!   injected through the protocol: retried where they happen, a persistent one fails the run and
 //!   the next resumes, the API answers 503;
+//! - `shards`: hours larger than one piece of rollup work, split into shards by event id, computed
+//!   in the run and fanned out over an SQS queue to the worker: the numbers of an unsplit run;
 //! - `fuzz_corpus`: every input the fuzzers kept (`fuzz/corpus/`) replayed through their targets;
 //! - `published_contracts`: the JSON Schema and OpenAPI documents agree with the code.
 //!
@@ -40,5 +42,6 @@ mod metric_versions;
 mod oracle;
 mod published_contracts;
 mod service_faults;
+mod shards;
 
 use tally::testkit::moto;

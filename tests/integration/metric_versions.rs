@@ -77,13 +77,14 @@ impl Lake {
             catalog: Catalog::builtin(),
             reporting_tz: Tz::UTC,
             retire_after: Duration::ZERO,
+            shards: Default::default(),
         }
     }
 
     async fn run(&self, deadline: Instant) -> RollupReport {
         let rollup = self.rollup();
         let report = if self.aws {
-            tally_rollup_fn::handle(&rollup, serde_json::json!({"job": "rollup"}), deadline)
+            tally_rollup_fn::handle_job(&rollup, serde_json::json!({"job": "rollup"}), deadline)
                 .await
                 .unwrap()
         } else {

@@ -27,6 +27,7 @@ fn rollup(storage: &Storage, store: &Arc<dyn PeriodStore>) -> Rollup {
         catalog: catalog(),
         reporting_tz: ZONE,
         retire_after: DEFAULT_RETIRE_AFTER,
+        shards: Default::default(),
     }
 }
 

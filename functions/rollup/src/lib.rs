@@ -1,9 +1,12 @@
-//! The rollup function's handler: a schedule payload in, a job report out.
+//! The rollup function's handler. One binary, two roles: a schedule payload runs a job and returns
+//! its report; an SQS batch of shard jobs (from the shard queue) runs each and returns the
+//! records that failed, so SQS delivers only those again.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tally::rollup::Rollup;
-use tally::rollup::{run_job, Job, JobError, JobReport};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use tally::lake::Storage;
+use tally::rollup::{run_job, run_shard, Job, JobError, JobReport, Rollup, ShardJob};
 
 /// Time kept back from the invocation deadline for writing what is done and returning.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(30);
@@ -19,9 +22,51 @@ pub fn work_deadline(deadline_ms: u64) -> Instant {
     Instant::now() + left
 }
 
-/// Runs the job named by the payload, stopping early at `deadline` and leaving unfinished hours
-/// marked for the next run.
+/// Runs what the payload holds: shard jobs from the shard queue, or the scheduled job it names,
+/// stopping early at `deadline` and leaving unfinished hours marked for the next run.
 pub async fn handle(
+    rollup: &Rollup,
+    payload: serde_json::Value,
+    deadline: Instant,
+) -> Result<serde_json::Value, JobError> {
+    if payload.get("Records").is_some() {
+        let event: SqsEvent = serde_json::from_value(payload).map_err(JobError::BadPayload)?;
+        let response = handle_shards(&rollup.storage, event).await;
+        return Ok(serde_json::to_value(response).expect("responses serialise"));
+    }
+    let report = handle_job(rollup, payload, deadline).await?;
+    Ok(serde_json::to_value(report).expect("reports serialise"))
+}
+
+/// Runs each shard job of the batch; a record whose body is not a shard job, or whose job failed,
+/// is reported failed (delivered again, and after the queue's receive count kept in its DLQ).
+pub async fn handle_shards(storage: &Storage, event: SqsEvent) -> SqsBatchResponse {
+    let mut failed = Vec::new();
+    for record in event.records {
+        let id = record.message_id.unwrap_or_default();
+        let job: ShardJob = match serde_json::from_str(record.body.as_deref().unwrap_or_default()) {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::error!(message = %id, error = %e, "not a shard job");
+                failed.push(id);
+                continue;
+            }
+        };
+        match run_shard(storage, &job).await {
+            Ok(outcome) => tracing::info!(?job, ?outcome, "shard done"),
+            Err(e) => {
+                tracing::error!(?job, error = %e, "shard failed");
+                failed.push(id);
+            }
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    response.set_failures(failed);
+    response
+}
+
+/// Runs the scheduled job named by the payload.
+pub async fn handle_job(
     rollup: &Rollup,
     payload: serde_json::Value,
     deadline: Instant,

@@ -1,4 +1,5 @@
-//! Rollup Lambda: EventBridge Scheduler payloads → DataFusion over S3 → DynamoDB period rows.
+//! Rollup Lambda: EventBridge Scheduler payloads → DataFusion over S3 → DynamoDB period rows; as
+//! the shard queue's worker, shard jobs → partial states in S3.
 
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 
