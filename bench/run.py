@@ -13,8 +13,8 @@ Steps (each prints as it goes; the table lands in bench/RESULTS.md):
   5. Load: the API under many concurrent clients for a fixed time on loopback (wrk): requests/s,
      p50/p99 latency, errors, the server's peak memory; and ingest of a sustained stream (1x and
      4x the same stream through one `tally ingest`): peak memory must not grow with it. Then the
-     rollup's peak memory with 1x, 4x and 16x the events per hour (the same million events in fewer
-     hours), unbounded, with the default budget of work and a small one: flat once the budget binds.
+     rollup's peak memory with 1x, 4x and 16x the events per hour (a day of the bench file, each
+     event 1, 4 or 16 times with new ids), unbounded, with the default budget of work and a small one.
   6. Functions: zip sizes (make package), cold start under a local Runtime API, peak memory of
      ingest on a 6 MB SQS batch.
 
@@ -341,16 +341,17 @@ def sustained_ingest(events):
 
 
 def rollup_memory(events):
-    """The rollup's peak memory as the events per hour grow 1x, 4x and 16x over the bench's (the same
-    million events, their times squeezed towards the first), with work cut to the budget."""
+    """The rollup's peak memory as the events per hour grow 1x, 4x and 16x over the bench's: the first
+    day of the bench file, each event sent FACTOR times with new ids, rolled up with work cut to
+    each budget."""
     say("\n[5b] Rollup memory as events per hour grow")
-    lines = 1_000_000
+    lines = SPEC["events_per_day"]
     # No budget worth the name (a whole day at a time, as before the budget), the default, and a small one.
     budgets = [("unbounded (a day at a time)", "100000"), ("default 32 MiB", None), ("4 MiB", "4")]
     for factor in (1, 4, 16):
         lake = tempfile.mkdtemp(prefix=f"tally-squeezed-{factor}x-", dir=DATA)
         try:
-            feeder = subprocess.Popen([sys.executable, "-c", SQUEEZE_FEEDER, events, str(lines), str(factor)],
+            feeder = subprocess.Popen([sys.executable, "-c", SUSTAINED_FEEDER, events, str(lines), str(factor)],
                                       stdout=subprocess.PIPE)
             try:
                 measure(tally("ingest", data=lake), stdin=feeder.stdout)
@@ -365,37 +366,10 @@ def rollup_memory(events):
                 report = json.loads(out)
                 hours = max(1, len(report["hours_recomputed"]))
                 record("rollup-memory", f"{factor}x events per hour, budget {name}", f"peak {rss:,.0f} MiB",
-                       f"{hours} hours of ~{lines / hours:,.0f} events, {report['hours_split']} split in shards, "
+                       f"{hours} hours of ~{lines * factor / hours:,.0f} events, {report['hours_split']} split in shards, "
                        f"{wall:.1f} s, {cpu:.1f} CPU-s")
         finally:
             shutil.rmtree(lake, ignore_errors=True)
-
-
-# Writes the first N lines of the bench file with every time squeezed towards the first by FACTOR:
-# the same events in 1/FACTOR of the hours.
-SQUEEZE_FEEDER = """
-import datetime as dt, re, sys
-path, n, factor = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-at = re.compile(rb'"occurred_at":"([^"]+)"')
-base = None
-out = sys.stdout.buffer
-with open(path, 'rb') as f:
-    for _ in range(n):
-        line = next(f)
-        m = at.search(line)
-        if m is None or factor == 1:
-            out.write(line)
-            continue
-        try:
-            t = dt.datetime.fromisoformat(m.group(1).decode().replace('Z', '+00:00'))
-        except ValueError:
-            out.write(line)
-            continue
-        if base is None:
-            base = t
-        squeezed = (base + (t - base) / factor).astimezone(dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
-        out.write(line[:m.start(1)] + squeezed.encode() + line[m.end(1):])
-"""
 
 
 # Writes the first N lines of the bench file, PASSES times, each pass's event ids made new.

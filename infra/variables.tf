@@ -41,7 +41,7 @@ variable "rollup_timeout_seconds" {
 }
 
 variable "rollup_shard_mb" {
-  description = "MiB of event files one rollup invocation reads at a time (its memory is about twenty times that); a larger hour is split into shards run by rollup_shards."
+  description = "MiB of event files one rollup invocation reads at a time (its memory is about ten times that, above ~150 MiB); a larger hour is split into shards run by rollup_shards."
   type        = number
   default     = 32
   validation {

@@ -48,7 +48,7 @@ struct Cli {
     /// deployed into the lake with `tally sql deploy`.
     #[arg(long, global = true, env = "TALLY_SQL_DIR")]
     sql: Option<PathBuf>,
-    /// MiB of event files one piece of rollup work reads: its memory is about twenty times that.
+    /// MiB of event files one piece of rollup work reads: its memory is about ten times that.
     /// A larger hour is computed in shards (default 32).
     #[arg(long = "shard-mb", global = true, env = "TALLY_SHARD_MB", value_parser = tally::runtime::parse_mib)]
     shard_mb: Option<u64>,
