@@ -6,9 +6,9 @@
 //! _state/touched/2026-08-23T13/<batch id>                           hours waiting for the rollup
 //! _state/<kind>/<metric>/<grain>/<period start, epoch s>.bin         period states (sums, distinct sets)
 //! _state/values/<metric>.json                                       each dimension's values with a group of their own
-//! _state/shards/2026-08-23T13/<plan>/plan.json                      an hour split into shards: files, shard count, metrics
-//! _state/shards/2026-08-23T13/<plan>/sent.json                      when the shards' jobs were last sent
-//! _state/shards/2026-08-23T13/<plan>/<shard>/<metric>.<kind>        one shard's partial state of one metric
+//! _state/shards/2026-08-23T13/<metrics>/<plan>/plan.json            an hour split into shards: files, shard count, metrics
+//! _state/shards/2026-08-23T13/<metrics>/<plan>/sent.json            when the shards' jobs were last sent
+//! _state/shards/2026-08-23T13/<metrics>/<plan>/<shard>/<metric>.<kind>  one shard's partial state of one metric
 //! _catalog/versions/<hash of the object>.json                       a deployed set of metric SQL files
 //! _catalog/current.json                                             which version is deployed
 //! _catalog/live.json                                                the versions the rollup has built
@@ -204,18 +204,23 @@ impl KeptValuesFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ShardPlanFiles {
     pub(crate) hour: DateTime<Utc>,
+    /// A hash of the metric versions the plan computes: runs computing other versions of the same
+    /// hour (another reporting zone) keep their plans apart.
+    pub(crate) metrics: String,
     /// A hash of the plan's content: the files, the shard count and the metric versions.
     pub(crate) plan: String,
 }
 
 impl ShardPlanFiles {
-    /// Every plan of one hour.
-    pub(crate) fn hour_folder(hour: DateTime<Utc>) -> Path {
-        Path::from(SHARDS).join(hour.format("%Y-%m-%dT%H").to_string())
+    /// Every plan of one hour and set of metric versions.
+    pub(crate) fn plans_folder(hour: DateTime<Utc>, metrics: &str) -> Path {
+        Path::from(SHARDS)
+            .join(hour.format("%Y-%m-%dT%H").to_string())
+            .join(metrics)
     }
 
     pub(crate) fn folder(&self) -> Path {
-        ShardPlanFiles::hour_folder(self.hour).join(self.plan.as_str())
+        ShardPlanFiles::plans_folder(self.hour, &self.metrics).join(self.plan.as_str())
     }
 
     pub(crate) fn plan(&self) -> Path {

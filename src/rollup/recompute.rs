@@ -83,8 +83,8 @@ pub struct RollupReport {
     pub hours_remaining: usize,
     /// Hours larger than one piece of work, computed in shards (here or by workers) this run.
     pub hours_split: usize,
-    /// Hours whose shards were sent to workers and are not all written yet.
-    pub hours_waiting_for_shards: usize,
+    /// Hours whose shards were sent to workers and are not all written yet, ascending.
+    pub hours_waiting_for_shards: Vec<DateTime<Utc>>,
     pub as_of: Option<DateTime<Utc>>,
     /// Metric versions being built after this run, with hours done and hours in all.
     pub building: Vec<BuildProgress>,
@@ -186,7 +186,10 @@ impl Rollup {
             self.store.put_meta(META_AS_OF, &as_of.to_rfc3339()).await?;
             report.as_of = Some(as_of);
         }
-        report.switched = self.build(&mut live, &done, deadline).await?;
+        // Hours waiting for their shards are neither built again by the builds (each would plan
+        // them anew) nor counted as built: they are recomputed for every version once merged.
+        let waiting: BTreeSet<_> = report.hours_waiting_for_shards.iter().copied().collect();
+        report.switched = self.build(&mut live, &done, &waiting, deadline).await?;
         report.deleted = deleted;
         report.building = progress(&live);
         Ok(report)
@@ -320,6 +323,7 @@ impl Rollup {
         &self,
         live: &mut Live,
         fresh: &BTreeSet<DateTime<Utc>>,
+        waiting: &BTreeSet<DateTime<Utc>>,
         deadline: Option<Instant>,
     ) -> Result<Vec<String>, RollupError> {
         let mut switched = Vec::new();
@@ -343,7 +347,11 @@ impl Rollup {
                     .collect(),
                 _ => BTreeSet::new(),
             };
-            let todo: BTreeSet<DateTime<Utc>> = left.difference(fresh).copied().collect();
+            let todo: BTreeSet<DateTime<Utc>> = left
+                .difference(fresh)
+                .filter(|h| !waiting.contains(h))
+                .copied()
+                .collect();
             let report = self
                 .recompute_versions(
                     &todo,
@@ -413,7 +421,9 @@ impl Rollup {
     /// touched hours alone (a preview; the scheduled run does this after the touched hours).
     pub async fn run_builds(&self, deadline: Option<Instant>) -> Result<RollupReport, RollupError> {
         let mut live = self.versions().await?;
-        let switched = self.build(&mut live, &BTreeSet::new(), deadline).await?;
+        let switched = self
+            .build(&mut live, &BTreeSet::new(), &BTreeSet::new(), deadline)
+            .await?;
         Ok(RollupReport {
             switched,
             building: progress(&live),
@@ -455,7 +465,10 @@ impl Rollup {
                     t.rows_written += r.rows_written;
                     t.hours_remaining = t.hours_remaining.max(r.hours_remaining);
                     t.hours_split += r.hours_split;
-                    t.hours_waiting_for_shards += r.hours_waiting_for_shards;
+                    t.hours_waiting_for_shards
+                        .extend(r.hours_waiting_for_shards);
+                    t.hours_waiting_for_shards.sort();
+                    t.hours_waiting_for_shards.dedup();
                     t
                 }
             });
@@ -496,7 +509,9 @@ impl Rollup {
             let hours = self.recompute_hours(day_hours, targets).await?;
             report.rows_written += hours.rows_written;
             report.hours_split += hours.split;
-            report.hours_waiting_for_shards += hours.waiting.len();
+            report
+                .hours_waiting_for_shards
+                .extend(hours.waiting.iter().copied());
             report.hours_remaining += hours.waiting.len();
             for t in targets {
                 report.rows_written += self.rebuild(t, Grain::Day, *day, None, tz).await?;
@@ -635,7 +650,7 @@ impl Rollup {
         }
         // The hours' states are stored: their plans and parts are no longer needed.
         for hour in &split {
-            shards::clear_hour(&self.storage, *hour).await?;
+            shards::clear_hour(&self.storage, *hour, &versions).await?;
         }
         done.split = split.len();
         Ok(done)

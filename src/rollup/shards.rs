@@ -67,6 +67,8 @@ impl Default for ShardOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardJob {
     pub hour: DateTime<Utc>,
+    /// The set of metric versions planned (a hash).
+    pub metrics: String,
     pub plan: String,
     pub shard: u32,
 }
@@ -162,7 +164,12 @@ impl ShardPlan {
             metrics: versions
                 .iter()
                 .map(|v| PlannedMetric {
-                    name: v.def.name.clone(),
+                    // The name the version's key was made from, so that the worker's key is it.
+                    name: v
+                        .key
+                        .strip_suffix(&format!(".v{}", v.version))
+                        .unwrap_or(&v.def.name)
+                        .to_string(),
                     version: v.version.clone(),
                     zone: v.reporting_tz.name().to_string(),
                     text: v.def.text.clone(),
@@ -173,8 +180,14 @@ impl ShardPlan {
 
     fn files_of(&self) -> ShardPlanFiles {
         let text = serde_json::to_vec(self).expect("plans serialise");
+        let keys: Vec<String> = self
+            .metrics
+            .iter()
+            .map(|m| crate::rollup::live::version_key(&m.name, &m.version) + "@" + &m.zone)
+            .collect();
         ShardPlanFiles {
             hour: self.hour,
+            metrics: metrics_hash(&keys),
             plan: content_hash([&text[..]]),
         }
     }
@@ -214,6 +227,7 @@ pub enum ShardOutcome {
 pub async fn run_shard(storage: &Storage, job: &ShardJob) -> Result<ShardOutcome, RollupError> {
     let files = ShardPlanFiles {
         hour: job.hour,
+        metrics: job.metrics.clone(),
         plan: job.plan.clone(),
     };
     let Some(bytes) = storage.get_bytes(&files.plan()).await? else {
@@ -371,6 +385,7 @@ pub(crate) async fn fanned_out(
         .into_iter()
         .map(|shard| ShardJob {
             hour: plan.hour,
+            metrics: files.metrics.clone(),
             plan: files.plan.clone(),
             shard,
         })
@@ -385,12 +400,23 @@ pub(crate) async fn fanned_out(
     Ok(None)
 }
 
-/// Deletes every plan and part of `hour`, once its state is stored.
-pub(crate) async fn clear_hour(storage: &Storage, hour: DateTime<Utc>) -> Result<(), StorageError> {
-    storage
-        .delete_under(ShardPlanFiles::hour_folder(hour).as_ref())
-        .await
-        .map(|_| ())
+/// Deletes every plan and part of `hour` for `versions` (older plans of other file sets too), once
+/// the hour's state is stored. Plans of other versions, another zone's, are theirs to delete.
+pub(crate) async fn clear_hour(
+    storage: &Storage,
+    hour: DateTime<Utc>,
+    versions: &[Version],
+) -> Result<(), StorageError> {
+    let keys: Vec<String> = versions
+        .iter()
+        .map(|v| v.key.clone() + "@" + v.reporting_tz.name())
+        .collect();
+    let folder = ShardPlanFiles::plans_folder(hour, &metrics_hash(&keys));
+    storage.delete_under(folder.as_ref()).await.map(|_| ())
+}
+
+fn metrics_hash(keys: &[String]) -> String {
+    content_hash(keys.iter().map(|k| k.as_bytes()))[..16].to_string()
 }
 
 fn sums_of(rows: Vec<ComputedRow>) -> GroupSums {
