@@ -353,10 +353,16 @@ pub(crate) async fn fanned_out(
                     reason,
                 };
                 let rows = match kind {
-                    MeasureKind::DistinctCount => {
-                        rows_of_sets(plan.hour, GroupSets::decode(&bytes).map_err(corrupt)?)
-                    }
-                    _ => rows_of_sums(plan.hour, GroupSums::decode(&bytes).map_err(corrupt)?),
+                    MeasureKind::DistinctCount => rows_of(
+                        plan.hour,
+                        GroupSets::decode(&bytes).map_err(corrupt)?,
+                        Computed::Distinct,
+                    ),
+                    _ => rows_of(
+                        plan.hour,
+                        GroupSums::decode(&bytes).map_err(corrupt)?,
+                        Computed::Additive,
+                    ),
                 }
                 .map_err(|e| StorageError::CorruptState {
                     path: path.to_string(),
@@ -420,48 +426,42 @@ fn metrics_hash(keys: &[String]) -> String {
 }
 
 fn sums_of(rows: Vec<ComputedRow>) -> GroupSums {
-    rows.into_iter()
-        .map(|r| match r.value {
-            Computed::Additive(v) => (dims_key(&r.dims), v),
-            Computed::Distinct(_) => unreachable!("a sum metric computes sums"),
-        })
-        .collect()
+    state_of(rows, |v| match v {
+        Computed::Additive(v) => v,
+        Computed::Distinct(_) => unreachable!("a sum metric computes sums"),
+    })
 }
 
 fn sets_of(rows: Vec<ComputedRow>) -> GroupSets {
+    state_of(rows, |v| match v {
+        Computed::Distinct(v) => v,
+        Computed::Additive(_) => unreachable!("a distinct metric computes sets"),
+    })
+}
+
+/// One hour's rows as a state: each group's value under its dimension key.
+fn state_of<T>(
+    rows: Vec<ComputedRow>,
+    value: fn(Computed) -> T,
+) -> std::collections::BTreeMap<String, T> {
     rows.into_iter()
-        .map(|r| match r.value {
-            Computed::Distinct(v) => (dims_key(&r.dims), v),
-            Computed::Additive(_) => unreachable!("a distinct metric computes sets"),
-        })
+        .map(|r| (dims_key(&r.dims), value(r.value)))
         .collect()
 }
 
-fn rows_of_sums(
+/// A state of `hour` as rows, each group's value made a [`Computed`] by `value`.
+fn rows_of<T>(
     hour: DateTime<Utc>,
-    sums: GroupSums,
+    state: std::collections::BTreeMap<String, T>,
+    value: fn(T) -> Computed,
 ) -> Result<Vec<ComputedRow>, serde_json::Error> {
-    sums.into_iter()
+    state
+        .into_iter()
         .map(|(key, v)| {
             Ok(ComputedRow {
                 period_start: hour.timestamp(),
                 dims: parse_dims_key(&key)?,
-                value: Computed::Additive(v),
-            })
-        })
-        .collect()
-}
-
-fn rows_of_sets(
-    hour: DateTime<Utc>,
-    sets: GroupSets,
-) -> Result<Vec<ComputedRow>, serde_json::Error> {
-    sets.into_iter()
-        .map(|(key, v)| {
-            Ok(ComputedRow {
-                period_start: hour.timestamp(),
-                dims: parse_dims_key(&key)?,
-                value: Computed::Distinct(v),
+                value: value(v),
             })
         })
         .collect()

@@ -182,7 +182,7 @@ pub(crate) async fn create_queue(sqs: &aws_sdk_sqs::Client) -> String {
         .to_string()
 }
 
-fn rollup_for(storage: Storage, store: Arc<dyn PeriodStore>) -> Rollup {
+pub(crate) fn rollup_for(storage: Storage, store: Arc<dyn PeriodStore>) -> Rollup {
     Rollup {
         storage,
         events: None,

@@ -15,11 +15,11 @@ use tally::lake::Storage;
 use tally::rollup::{Catalog, JobReport, Rollup, RollupReport, ShardOptions};
 use tally::runtime::aws::SqsShardQueue;
 use tally::runtime::Local;
-use tally::serve::{Answer, QueryOptions, QueryParams};
+use tally::serve::{Answer, QueryOptions, QueryParams, QueryService};
 use tally::store::PeriodStore;
 
 use crate::aws_emulator::{
-    assert_same_numbers, create_queue, local_reference, receive_all, traffic,
+    assert_same_numbers, create_queue, local_reference, receive_all, rollup_for, traffic,
 };
 use crate::end_to_end::{check, deliveries, hours, params, received, utc, METRICS};
 use crate::moto;
@@ -80,6 +80,26 @@ fn grid() -> Vec<QueryParams> {
     out
 }
 
+async fn assert_same_answers(
+    a: &QueryService,
+    b: &QueryService,
+    grid: &[QueryParams],
+    now: chrono::DateTime<Utc>,
+    when: &str,
+) {
+    for q in grid {
+        let (x, y) = (
+            a.answer(q, now).await.unwrap(),
+            b.answer(q, now).await.unwrap(),
+        );
+        assert_eq!(
+            serde_json::to_value(&x).unwrap(),
+            serde_json::to_value(&y).unwrap(),
+            "{when}{q:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn hours_split_into_shards_in_the_run_give_the_unsplit_numbers_and_the_oracles() {
     let deliveries = deliveries();
@@ -116,17 +136,7 @@ async fn hours_split_into_shards_in_the_run_give_the_unsplit_numbers_and_the_ora
         split.query_service(QueryOptions::default()),
     );
     let grid = grid();
-    for q in &grid {
-        let (x, y) = (
-            w.answer(q, now).await.unwrap(),
-            s.answer(q, now).await.unwrap(),
-        );
-        assert_eq!(
-            serde_json::to_value(&x).unwrap(),
-            serde_json::to_value(&y).unwrap(),
-            "{q:?}"
-        );
-    }
+    assert_same_answers(&w, &s, &grid, now, "").await;
     // And against the oracle on its own, hour by hour.
     for m in METRICS {
         let Answer::Metric(r) = s
@@ -156,17 +166,7 @@ async fn hours_split_into_shards_in_the_run_give_the_unsplit_numbers_and_the_ora
         }
         local.rollup().run_touched(None).await.unwrap();
     }
-    for q in &grid {
-        let (x, y) = (
-            w.answer(q, now).await.unwrap(),
-            s.answer(q, now).await.unwrap(),
-        );
-        assert_eq!(
-            serde_json::to_value(&x).unwrap(),
-            serde_json::to_value(&y).unwrap(),
-            "after late events: {q:?}"
-        );
-    }
+    assert_same_answers(&w, &s, &grid, now, "after late events: ").await;
     assert!(
         split
             .storage
@@ -184,19 +184,13 @@ async fn fanned_out_rollup(
     queue: SqsShardQueue,
 ) -> Rollup {
     let (max_bytes, _) = budget_splitting_hours(&storage).await;
-    Rollup {
-        storage,
-        events: None,
-        store,
-        catalog: Catalog::builtin(),
-        reporting_tz: Tz::UTC,
-        retire_after: tally::rollup::DEFAULT_RETIRE_AFTER,
-        shards: ShardOptions {
-            max_bytes,
-            queue: Some(Arc::new(queue)),
-            ..ShardOptions::default()
-        },
-    }
+    let mut rollup = rollup_for(storage, store);
+    rollup.shards = ShardOptions {
+        max_bytes,
+        queue: Some(Arc::new(queue)),
+        ..ShardOptions::default()
+    };
+    rollup
 }
 
 async fn scheduled_run(rollup: &Rollup) -> RollupReport {
