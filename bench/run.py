@@ -3,7 +3,8 @@
 
 Steps (each prints as it goes; the table lands in bench/RESULTS.md):
   1. NDJSON -> partitioned Parquet: `tally ingest` vs DuckDB's COPY ... (FORMAT parquet, zstd) with
-     the same thread count; events/s per core (events / CPU seconds) and peak memory; beside them
+     the same thread count; events/s per core (events / CPU seconds) and peak memory; tally on one
+     thread and on every core (the scaling); beside them
      the ceiling of the work on this machine (the file only split into lines, and only parsed as JSON).
   2. Full rollup of every hour (`tally rollup`) vs DuckDB running the same metric SQL, for every
      subset of each metric's dimensions, per hour, day and month, over the same Parquet files.
@@ -120,6 +121,18 @@ def ingest(events, lines):
     record("ingest", "tally ingest", f"{lines / wall:,.0f} events/s wall, {tally_rate:,.0f} events/s per CPU-second",
            f"{lines:,} lines in {wall:.1f} s, {cpu:.1f} CPU-s; {summary['accepted']:,} accepted, {summary['rejected']:,} quarantined")
     record("ingest", "tally ingest peak memory", f"{rss:,.0f} MiB")
+    # Many cores: the same file one chunk at a time, against every core above.
+    single = tempfile.mkdtemp(prefix="tally-one-thread-", dir=DATA)
+    try:
+        s_wall, s_cpu, s_rss, s_out = measure(tally("ingest", "--threads", "1", events, data=single))
+    finally:
+        shutil.rmtree(single, ignore_errors=True)
+    if json.loads(s_out)["accepted"] != summary["accepted"]:
+        sys.exit("one thread and every core accepted different events")
+    record("ingest", "tally ingest, 1 thread", f"{lines / s_wall:,.0f} events/s wall",
+           f"{s_wall:.1f} s, {s_cpu:.1f} CPU-s, peak {s_rss:,.0f} MiB; the same events accepted")
+    record("ingest", f"scaling, {THREADS} threads vs 1 (wall)", f"{s_wall / wall:.2f}x",
+           f"ideal {THREADS}x on {THREADS} cores")
     # The physical limit of the work on this machine: the same file only split into lines, and
     # also parsed as JSON, one thread (bench/tally_bench.rs `ceiling`).
     bench = os.path.join(BIN, "tally-bench")

@@ -157,14 +157,38 @@ pub const CHUNK_BYTES: usize = 32 * 1024 * 1024;
 /// Reads NDJSON from `reader` in chunks cut at line ends, writing each chunk as it goes.
 pub async fn ingest_ndjson(
     storage: &Storage,
-    mut reader: impl Read,
+    reader: impl Read,
     receipt: impl Into<Receipt>,
 ) -> Result<IngestSummary, IngestError> {
+    ingest_ndjson_parallel(storage, reader, receipt, 1, CHUNK_BYTES).await
+}
+
+/// [`ingest_ndjson`] in chunks of about `chunk_bytes` ([`CHUNK_BYTES`] for files), up to
+/// `parallel` of them parsed and written at once (each on a runtime worker thread): a large file
+/// uses every core. Chunks write files of their own (named by their content), so the files are
+/// the same as one chunk at a time; summaries are added in input order. Memory grows with
+/// `parallel` times the chunk.
+pub async fn ingest_ndjson_parallel(
+    storage: &Storage,
+    mut reader: impl Read,
+    receipt: impl Into<Receipt>,
+    parallel: usize,
+    chunk_bytes: usize,
+) -> Result<IngestSummary, IngestError> {
     let receipt = receipt.into();
+    let parallel = parallel.max(1);
+    let chunk_bytes = chunk_bytes.max(1);
     let mut summary = IngestSummary::default();
+    let mut in_flight: std::collections::VecDeque<
+        tokio::task::JoinHandle<Result<IngestSummary, StorageError>>,
+    > = std::collections::VecDeque::new();
     let mut carry: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; CHUNK_BYTES];
+    let mut buf = vec![0u8; chunk_bytes.min(CHUNK_BYTES)];
     let mut first = true;
+    let spawn = |chunk: Vec<u8>| {
+        let storage = storage.clone();
+        tokio::spawn(async move { write_parsed(&storage, &parse_ndjson(&chunk, receipt)).await })
+    };
     loop {
         let n = reader.read(&mut buf).map_err(IngestError::Input)?;
         if n == 0 {
@@ -176,20 +200,37 @@ pub async fn ingest_ndjson(
                 return Err(IngestError::Compressed(format));
             }
         }
-        if carry.len() < CHUNK_BYTES {
+        if carry.len() < chunk_bytes {
             continue;
         }
         let Some(cut) = carry.iter().rposition(|b| *b == b'\n') else {
             continue;
         };
         let rest = carry.split_off(cut + 1);
-        summary.add(write_parsed(storage, &parse_ndjson(&carry, receipt)).await?);
-        carry = rest;
+        if in_flight.len() == parallel {
+            let done = in_flight.pop_front().expect("one is in flight");
+            summary.add(joined(done.await)?);
+        }
+        in_flight.push_back(spawn(std::mem::replace(&mut carry, rest)));
     }
     if !carry.is_empty() {
-        summary.add(write_parsed(storage, &parse_ndjson(&carry, receipt)).await?);
+        in_flight.push_back(spawn(carry));
+    }
+    for done in in_flight {
+        summary.add(joined(done.await)?);
     }
     Ok(summary)
+}
+
+/// A chunk's outcome; a chunk that panicked panics here too.
+fn joined(
+    outcome: Result<Result<IngestSummary, StorageError>, tokio::task::JoinError>,
+) -> Result<IngestSummary, IngestError> {
+    match outcome {
+        Ok(written) => Ok(written?),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(IngestError::Input(std::io::Error::other(e))),
+    }
 }
 
 /// The compression format whose magic number starts `input`, if any.

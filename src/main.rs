@@ -64,6 +64,9 @@ enum Command {
         /// Events that happened more than this many days before they arrive are quarantined.
         #[arg(long, env = "TALLY_MAX_EVENT_AGE_DAYS", default_value_t = DEFAULT_MAX_EVENT_AGE_DAYS)]
         max_event_age_days: i64,
+        /// Chunks of 32 MiB parsed and written at once (default: one per core).
+        #[arg(long, env = "TALLY_INGEST_THREADS", value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: Option<u16>,
     },
     /// Recompute the hours touched since the last run, and their days and months.
     Rollup {
@@ -328,7 +331,14 @@ async fn main() -> Result<()> {
         Command::Ingest {
             files,
             max_event_age_days,
-        } => print_json(&ingest_files(&local, &files, max_event_age_days).await?),
+            threads,
+        } => {
+            let threads = threads.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                usize::from,
+            );
+            print_json(&ingest_files(&local, &files, max_event_age_days, threads).await?)
+        }
         Command::Rollup { full } => print_json(&local_job(&local, Job::Rollup { full }).await?),
         Command::Compact { grace_hours } => {
             print_json(&local_job(&local, Job::Compact { grace_hours }).await?)
@@ -363,6 +373,7 @@ async fn ingest_files(
     local: &Local,
     files: &[PathBuf],
     max_age_days: i64,
+    threads: usize,
 ) -> Result<IngestSummary> {
     if max_age_days <= 0 {
         bail!("--max-event-age-days must be a positive number of days, got {max_age_days}");
@@ -370,11 +381,18 @@ async fn ingest_files(
     let receipt = || Receipt::new(Utc::now(), max_age_days);
     if files.is_empty() {
         let stdin = std::io::stdin().lock();
-        return Ok(ingest::ingest_ndjson(&local.storage, stdin, receipt()).await?);
+        return Ok(ingest::ingest_ndjson_parallel(
+            &local.storage,
+            stdin,
+            receipt(),
+            threads,
+            ingest::CHUNK_BYTES,
+        )
+        .await?);
     }
     let mut summary = IngestSummary::default();
     for f in files {
-        summary.add(ingest_one(local, f, receipt()).await?);
+        summary.add(ingest_one(local, f, receipt(), threads).await?);
     }
     Ok(summary)
 }
@@ -667,7 +685,7 @@ async fn run_demo(local: &Local, days: u32, events_per_day: u32, seed: u64) -> R
     });
     let mut summary = IngestSummary::default();
     for (i, f) in files.iter().enumerate() {
-        summary.add(ingest_one(local, f, Utc::now().into()).await?);
+        summary.add(ingest_one(local, f, Utc::now().into(), 1).await?);
         eprint!(
             "\r[2/3] ingesting {}/{} files: {} accepted, {} rejected",
             i + 1,
@@ -721,7 +739,20 @@ async fn local_job(local: &Local, job: Job) -> Result<JobReport> {
     }
 }
 
-async fn ingest_one(local: &Local, f: &Path, receipt: Receipt) -> Result<IngestSummary> {
+async fn ingest_one(
+    local: &Local,
+    f: &Path,
+    receipt: Receipt,
+    threads: usize,
+) -> Result<IngestSummary> {
     let file = std::fs::File::open(f).with_context(|| format!("cannot open {}", f.display()))?;
-    Ok(ingest::ingest_ndjson(&local.storage, std::io::BufReader::new(file), receipt).await?)
+    let reader = std::io::BufReader::new(file);
+    Ok(ingest::ingest_ndjson_parallel(
+        &local.storage,
+        reader,
+        receipt,
+        threads,
+        ingest::CHUNK_BYTES,
+    )
+    .await?)
 }

@@ -840,6 +840,40 @@ async fn an_event_sent_twice_in_one_batch_is_stored_once_and_compaction_keeps_it
     assert_eq!(revenue.current_total, "5.00".parse::<Decimal>().unwrap());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ingesting_chunks_in_parallel_writes_the_files_of_one_at_a_time() {
+    let input = deliveries().concat();
+    let chunk = 64 * 1024;
+    assert!(input.len() > 8 * chunk, "several chunks per worker");
+    let mut lakes = Vec::new();
+    for parallel in [1, 4] {
+        let dir = tempfile::tempdir().unwrap();
+        let local = Local::open(dir.path(), Catalog::builtin(), Tz::UTC).unwrap();
+        let summary =
+            ingest::ingest_ndjson_parallel(&local.storage, &input[..], received(), parallel, chunk)
+                .await
+                .unwrap();
+        let files: BTreeMap<String, Vec<String>> = event_ids_per_file(dir.path())
+            .into_iter()
+            .map(|(path, ids)| (path.replace(&dir.path().display().to_string(), ""), ids))
+            .collect();
+        let mut quarantined: Vec<String> = walkdir(&dir.path().join("quarantine"))
+            .into_iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        quarantined.sort();
+        lakes.push((summary, files, quarantined, dir));
+    }
+    let (one, many) = (&lakes[0], &lakes[1]);
+    assert!(one.0.accepted > 0 && one.0.rejected > 0 && !one.2.is_empty());
+    assert_eq!(one.0, many.0, "the same summary, in input order");
+    assert_eq!(
+        one.1, many.1,
+        "the same event files, each with the same events"
+    );
+    assert_eq!(one.2, many.2, "the same quarantine files");
+}
+
 fn service_of(local: &Local) -> QueryService {
     local.query_service(QueryOptions::default())
 }
