@@ -162,7 +162,38 @@ def ingest(events, lines):
            f"{d_wall:.1f} s, {d_cpu:.1f} CPU-s, peak {d_rss:,.0f} MiB; no validation, no dedupe")
     record("ingest", "ratio tally / DuckDB (per CPU-second)", f"{tally_rate / duck_rate:.2f}x", "target >= 3x")
     record("ingest", "ratio tally / DuckDB (wall, same threads)", f"{d_wall / wall:.2f}x")
+    check_ingest_rows(lake, out_dir, summary)
     return lake
+
+
+# The columns both ingests write with the same meaning (DuckDB's COPY has no `currency` and keeps
+# unknown fields differently).
+COMPARED = ("event_id", "event_type", "occurred_at", "user_id", "session_id", "correlation_id", "service", "country",
+            "browser", "device", "item_id", "content_id", "price", "quantity")
+
+
+def check_ingest_rows(lake, duck_dir, summary):
+    """Not a timing: every row tally wrote is a row DuckDB's COPY wrote from the same file, column for
+    column, and DuckDB's extra rows are no more than the lines tally quarantined (DuckDB validates
+    nothing: a missing id or a time out of range is a row to it)."""
+    cols = ", ".join(f"epoch_us({c})" if c == "occurred_at" else c for c in COMPARED)
+    ours = os.path.join(lake, "events", "**", "*.parquet")
+    theirs = os.path.join(duck_dir, "**", "*.parquet")
+    t = f"SELECT DISTINCT {cols} FROM read_parquet('{ours}', hive_partitioning=false)"
+    d = f"SELECT DISTINCT {cols} FROM read_parquet('{theirs}', hive_partitioning=false)"
+    queries = {"tally": f"SELECT count(*) FROM ({t})", "duckdb": f"SELECT count(*) FROM ({d})",
+               "missing": f"SELECT count(*) FROM ({t} EXCEPT {d})"}
+    code = ("import duckdb, json, sys\n"
+            "print(json.dumps({k: duckdb.sql(q).fetchall()[0][0] for k, q in json.loads(sys.argv[1]).items()}))")
+    out = subprocess.run([DUCK, "-c", code, json.dumps(queries)], capture_output=True, text=True, check=True).stdout
+    counts = json.loads(out.strip().splitlines()[-1])
+    if counts["missing"]:
+        sys.exit(f"{counts['missing']:,} rows tally wrote are not rows DuckDB read from the same file")
+    extra = counts["duckdb"] - counts["tally"]
+    if not 0 <= extra <= summary["rejected"]:
+        sys.exit(f"DuckDB wrote {extra:,} more distinct rows than tally; tally quarantined {summary['rejected']:,} lines")
+    say(f"  check: the {counts['tally']:,} distinct rows tally wrote are rows DuckDB wrote from the same file, "
+        f"{len(COMPARED)} columns each; DuckDB's {extra:,} more are lines tally quarantined")
 
 
 def metric_sql():

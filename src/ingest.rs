@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 
 use chrono::{DateTime, Utc};
+use foldhash::fast::RandomState;
 use serde::Serialize;
 
 use crate::lake::{content_hash, Storage, StorageError};
@@ -64,7 +65,11 @@ async fn write_batch(storage: &Storage, sources: &[Parsed<'_>]) -> Written {
     // keep), so each file holds an event id of its hour once and a lake read by other tools
     // (Athena, DuckDB) counts it once. Copies across batches are dropped at rollup and by
     // compaction.
-    type Hour<'a> = (Vec<&'a Event<'a>>, HashSet<&'a str>, Vec<usize>);
+    type Hour<'a> = (
+        Vec<&'a Event<'a>>,
+        HashSet<&'a str, RandomState>,
+        Vec<usize>,
+    );
     let mut by_hour: BTreeMap<DateTime<Utc>, Hour<'_>> = BTreeMap::new();
     for (i, p) in sources.iter().enumerate() {
         for e in &p.events {

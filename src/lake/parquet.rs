@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
+use foldhash::fast::RandomState;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -76,7 +77,8 @@ pub(crate) fn write_parquet(
 /// retries of the same event, so which copy is kept changes no number when they agree; when they
 /// do not, the first one received wins, whatever the file layout (before or after compaction).
 pub(crate) fn dedupe(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, StorageError> {
-    let mut best: HashMap<&str, (i64, usize, usize)> = HashMap::new();
+    // Seeded per process: ids come from producers, so collisions cannot be planned.
+    let mut best: HashMap<&str, (i64, usize, usize), RandomState> = HashMap::default();
     let mut total = 0;
     for (bi, b) in batches.iter().enumerate() {
         let ids = event_table::event_ids(b)?;

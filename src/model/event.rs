@@ -5,13 +5,14 @@
 //! The published form of this contract is `schema/event.schema.json`.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use super::{flat_object, rfc3339};
 
 /// Longest accepted event (one NDJSON line or one array element), in bytes.
 pub(crate) const MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -181,12 +182,12 @@ fn validate_one<'a>(raw: &'a [u8], receipt: Receipt, out: &mut Parsed<'a>) {
     // each string again; an invalid line takes the error path below, which names the fault.
     let parsed = std::str::from_utf8(raw)
         .map_err(|_| ())
-        .and_then(|text| serde_json::from_str::<RawObject>(text).map_err(|_| ()));
+        .and_then(|text| RawObject::read(text).ok_or(()));
     let fields = match parsed {
         Ok(fields) => fields,
         Err(_) => {
             let reason = match serde_json::from_slice::<&RawValue>(raw) {
-                Ok(value) => format!("not a JSON object (found {})", kind(value)),
+                Ok(value) => format!("not a JSON object (found {})", kind(value.get())),
                 Err(e) => format!("not JSON: {e}"),
             };
             return out.reject(raw, reason, received_at);
@@ -203,11 +204,42 @@ fn validate_one<'a>(raw: &'a [u8], receipt: Receipt, out: &mut Parsed<'a>) {
 /// refused (JSON leaves it undefined, and readers disagree on which value wins).
 struct RawObject<'a> {
     /// The contract's fields, by [`slot`].
-    known: [Option<&'a RawValue>; SLOTS],
+    known: [Option<&'a str>; SLOTS],
     /// Every other field, in input order.
-    others: Vec<(Cow<'a, str>, &'a RawValue)>,
+    others: Vec<(Cow<'a, str>, &'a str)>,
     /// The first key of the contract given twice.
     repeated: Option<Cow<'a, str>>,
+}
+
+impl<'a> RawObject<'a> {
+    fn new() -> Self {
+        RawObject {
+            known: [None; SLOTS],
+            others: Vec::new(),
+            repeated: None,
+        }
+    }
+
+    /// The object `text`, or None when it is not a JSON object. The common flat shape is read by
+    /// [`flat_object`] (several times faster); serde_json reads everything else.
+    fn read(text: &'a str) -> Option<Self> {
+        let mut fields = RawObject::new();
+        if flat_object::members(text, |k, v| fields.add(Cow::Borrowed(k), v)) {
+            return Some(fields);
+        }
+        serde_json::from_str::<RawObject>(text).ok()
+    }
+
+    fn add(&mut self, key: Cow<'a, str>, value: &'a str) {
+        match slot(&key) {
+            Some(i) => {
+                if self.known[i].replace(value).is_some() && self.repeated.is_none() {
+                    self.repeated = Some(key);
+                }
+            }
+            None => self.others.push((key, value)),
+        }
+    }
 }
 
 /// A string borrowed from the input when it has no escapes.
@@ -223,20 +255,9 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut fields = RawObject {
-                    known: [None; SLOTS],
-                    others: Vec::new(),
-                    repeated: None,
-                };
+                let mut fields = RawObject::new();
                 while let Some((Text(k), v)) = map.next_entry::<Text<'de>, &'de RawValue>()? {
-                    match slot(&k) {
-                        Some(i) => {
-                            if fields.known[i].replace(v).is_some() && fields.repeated.is_none() {
-                                fields.repeated = Some(k);
-                            }
-                        }
-                        None => fields.others.push((k, v)),
-                    }
+                    fields.add(k, v.get());
                 }
                 Ok(fields)
             }
@@ -245,8 +266,9 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
     }
 }
 
-fn kind(v: &RawValue) -> &'static str {
-    match v.get().as_bytes().first() {
+/// What a raw JSON value is, for messages.
+fn kind(raw: &str) -> &'static str {
+    match raw.as_bytes().first() {
         Some(b'n') => "null",
         Some(b't' | b'f') => "a boolean",
         Some(b'"') => "a string",
@@ -256,24 +278,26 @@ fn kind(v: &RawValue) -> &'static str {
     }
 }
 
-fn is_null(v: Option<&RawValue>) -> bool {
-    v.is_none_or(|v| v.get() == "null")
+fn is_null(v: Option<&str>) -> bool {
+    v.is_none_or(|v| v == "null")
 }
 
 /// The value as a string, or why not.
-fn text<'a>(name: &str, v: &'a RawValue) -> Result<Cow<'a, str>, String> {
-    let raw = v.get();
-    // RawValue has checked the JSON already: a quoted value without escapes is its own text.
+fn text<'a>(name: &str, raw: &'a str) -> Result<Cow<'a, str>, String> {
+    // The JSON has been checked already: a quoted value without escapes is its own text.
     if raw.len() >= 2 && raw.starts_with('"') && !raw.contains('\\') {
         return Ok(Cow::Borrowed(&raw[1..raw.len() - 1]));
     }
     match serde_json::from_str::<Text>(raw) {
         Ok(Text(s)) => Ok(s),
-        Err(_) => Err(format!("field `{name}` must be a string, got {}", kind(v))),
+        Err(_) => Err(format!(
+            "field `{name}` must be a string, got {}",
+            kind(raw)
+        )),
     }
 }
 
-fn required<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Cow<'a, str>, String> {
+fn required<'a>(v: Option<&'a str>, name: &str) -> Result<Cow<'a, str>, String> {
     let v = v
         .filter(|v| !is_null(Some(v)))
         .ok_or_else(|| format!("missing required field `{name}`"))?;
@@ -284,10 +308,7 @@ fn required<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Cow<'a, str>, Str
     Ok(s)
 }
 
-fn optional_string<'a>(
-    v: Option<&'a RawValue>,
-    name: &str,
-) -> Result<Option<Cow<'a, str>>, String> {
+fn optional_string<'a>(v: Option<&'a str>, name: &str) -> Result<Option<Cow<'a, str>>, String> {
     match v {
         v if is_null(v) => Ok(None),
         Some(v) => {
@@ -298,17 +319,17 @@ fn optional_string<'a>(
     }
 }
 
-fn number(v: &RawValue) -> Option<serde_json::Number> {
-    serde_json::from_str(v.get()).ok()
+fn number(raw: &str) -> Option<serde_json::Number> {
+    serde_json::from_str(raw).ok()
 }
 
 /// Prices arrive as JSON numbers or decimal strings. A JSON number is read through its shortest
 /// round-trip text, which equals what the producer wrote for up to 15 significant digits;
 /// producers needing more send a string.
-fn price(v: Option<&RawValue>) -> Result<Option<Decimal>, String> {
+fn price(v: Option<&str>) -> Result<Option<Decimal>, String> {
     let text = match v {
         v if is_null(v) => return Ok(None),
-        Some(v) if v.get().starts_with('"') => text("price", v)?.into_owned(),
+        Some(v) if v.starts_with('"') => text("price", v)?.into_owned(),
         Some(v) => match number(v) {
             Some(n) => n.to_string(),
             None => {
@@ -337,7 +358,7 @@ fn price(v: Option<&RawValue>) -> Result<Option<Decimal>, String> {
     Ok(Some(parsed))
 }
 
-fn quantity(v: Option<&RawValue>) -> Result<Option<i64>, String> {
+fn quantity(v: Option<&str>) -> Result<Option<i64>, String> {
     match v {
         v if is_null(v) => Ok(None),
         Some(v) => match number(v) {
@@ -389,11 +410,9 @@ fn event_from_fields(fields: RawObject<'_>, receipt: Receipt) -> Result<Event<'_
     let event_id = required(known[0], "event_id")?;
     let event_type = required(known[1], "event_type")?;
     let occurred_text = required(known[2], "occurred_at")?;
-    let occurred_at = DateTime::parse_from_rfc3339(&occurred_text)
-        .map_err(|e| {
-            format!("field `occurred_at` is not an RFC 3339 time ({e}): {occurred_text:?}")
-        })?
-        .with_timezone(&Utc);
+    let occurred_at = rfc3339::parse(&occurred_text).map_err(|e| {
+        format!("field `occurred_at` is not an RFC 3339 time ({e}): {occurred_text:?}")
+    })?;
     // Reasons never quote the receipt time: a redelivered reject must read the same, so its
     // quarantine file is overwritten rather than written again.
     if occurred_at > received_at + MAX_FUTURE_SKEW {
@@ -417,15 +436,27 @@ fn event_from_fields(fields: RawObject<'_>, receipt: Receipt) -> Result<Event<'_
     let attributes = if others.is_empty() {
         None
     } else {
-        let mut by_key: BTreeMap<Cow<str>, &RawValue> = BTreeMap::new();
-        for (k, v) in others {
-            if by_key.contains_key(&k) {
-                return Err(repeated_key(&k));
-            }
-            by_key.insert(k, v);
+        let mut sorted: Vec<&(Cow<str>, &str)> = others.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if sorted.windows(2).any(|w| w[0].0 == w[1].0) {
+            // The reason names the first key, in input order, seen a second time.
+            let mut seen = std::collections::HashSet::new();
+            let key = others
+                .iter()
+                .find(|(k, _)| !seen.insert(k))
+                .expect("a repeat");
+            return Err(repeated_key(&key.0));
         }
-        let others = by_key;
-        Some(serde_json::to_string(&others).map_err(|e| format!("attributes: {e}"))?)
+        // Compact JSON in key order, values as sent: what serde_json writes for such a map.
+        let mut json = Vec::with_capacity(sorted.iter().map(|(k, v)| k.len() + v.len() + 4).sum());
+        for (i, (k, v)) in sorted.into_iter().enumerate() {
+            json.push(if i == 0 { b'{' } else { b',' });
+            serde_json::to_writer(&mut json, k).expect("JSON strings write to memory");
+            json.push(b':');
+            json.extend_from_slice(v.as_bytes());
+        }
+        json.push(b'}');
+        Some(String::from_utf8(json).expect("JSON text of UTF-8 parts"))
     };
     Ok(Event {
         event_id,

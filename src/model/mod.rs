@@ -5,8 +5,10 @@
 pub(crate) mod dims;
 pub(crate) mod event;
 pub(crate) mod event_table;
+mod flat_object;
 pub(crate) mod measure;
 pub(crate) mod period;
+mod rfc3339;
 
 pub use dims::Dims;
 pub use event::{Receipt, DEFAULT_MAX_EVENT_AGE_DAYS, STRING_FIELDS};
