@@ -180,26 +180,35 @@ pub async fn ingest_ndjson_parallel(
     parallel: usize,
     chunk_bytes: usize,
 ) -> Result<IngestSummary, IngestError> {
+    type Chunk = tokio::task::JoinHandle<(Result<IngestSummary, StorageError>, Vec<u8>)>;
     let receipt = receipt.into();
     let parallel = parallel.max(1);
     let chunk_bytes = chunk_bytes.max(1);
     let mut summary = IngestSummary::default();
-    let mut in_flight: std::collections::VecDeque<
-        tokio::task::JoinHandle<Result<IngestSummary, StorageError>>,
-    > = std::collections::VecDeque::new();
-    let mut carry: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; chunk_bytes.min(CHUNK_BYTES)];
+    let mut in_flight: std::collections::VecDeque<Chunk> = std::collections::VecDeque::new();
+    // Input is read straight into chunk buffers, and a written chunk's buffer takes the next one:
+    // `parallel + 1` buffers in all, whose pages the kernel zeroes once, not once per chunk.
+    let mut spare: Vec<Vec<u8>> = Vec::new();
+    let mut carry: Vec<u8> = Vec::with_capacity(chunk_bytes);
     let mut first = true;
     let spawn = |chunk: Vec<u8>| {
         let storage = storage.clone();
-        tokio::spawn(async move { write_parsed(&storage, &parse_ndjson(&chunk, receipt)).await })
+        tokio::spawn(async move {
+            let written = write_parsed(&storage, &parse_ndjson(&chunk, receipt)).await;
+            (written, chunk)
+        })
     };
     loop {
-        let n = reader.read(&mut buf).map_err(IngestError::Input)?;
+        // Up to a full chunk; a line longer than the chunk reads on a chunk at a time.
+        let want = chunk_bytes.checked_sub(carry.len()).filter(|n| *n > 0);
+        let want = want.unwrap_or(chunk_bytes.min(CHUNK_BYTES));
+        let n = (&mut reader)
+            .take(want as u64)
+            .read_to_end(&mut carry)
+            .map_err(IngestError::Input)?;
         if n == 0 {
             break;
         }
-        carry.extend_from_slice(&buf[..n]);
         if std::mem::take(&mut first) {
             if let Some(format) = compression(&carry) {
                 return Err(IngestError::Compressed(format));
@@ -208,31 +217,36 @@ pub async fn ingest_ndjson_parallel(
         if carry.len() < chunk_bytes {
             continue;
         }
-        let Some(cut) = carry.iter().rposition(|b| *b == b'\n') else {
+        let Some(cut) = memchr::memrchr(b'\n', &carry) else {
             continue;
         };
-        let rest = carry.split_off(cut + 1);
         if in_flight.len() == parallel {
             let done = in_flight.pop_front().expect("one is in flight");
-            summary.add(joined(done.await)?);
+            let (written, buffer) = joined(done.await)?;
+            summary.add(written?);
+            spare.push(buffer);
         }
-        in_flight.push_back(spawn(std::mem::replace(&mut carry, rest)));
+        let mut next = spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(chunk_bytes));
+        next.clear();
+        next.extend_from_slice(&carry[cut + 1..]);
+        carry.truncate(cut + 1);
+        in_flight.push_back(spawn(std::mem::replace(&mut carry, next)));
     }
     if !carry.is_empty() {
         in_flight.push_back(spawn(carry));
     }
     for done in in_flight {
-        summary.add(joined(done.await)?);
+        summary.add(joined(done.await)?.0?);
     }
     Ok(summary)
 }
 
-/// A chunk's outcome; a chunk that panicked panics here too.
-fn joined(
-    outcome: Result<Result<IngestSummary, StorageError>, tokio::task::JoinError>,
-) -> Result<IngestSummary, IngestError> {
+/// A chunk's outcome and its buffer; a chunk that panicked panics here too.
+fn joined<T>(outcome: Result<T, tokio::task::JoinError>) -> Result<T, IngestError> {
     match outcome {
-        Ok(written) => Ok(written?),
+        Ok(done) => Ok(done),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => Err(IngestError::Input(std::io::Error::other(e))),
     }
