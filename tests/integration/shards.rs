@@ -50,7 +50,11 @@ async fn budget_splitting_hours(storage: &Storage) -> (u64, usize) {
 }
 
 async fn ingested(dir: &std::path::Path, deliveries: &[Vec<u8>]) -> Local {
-    let local = Local::open(dir, Catalog::builtin(), Tz::UTC).unwrap();
+    ingested_in(dir, deliveries, Tz::UTC).await
+}
+
+async fn ingested_in(dir: &std::path::Path, deliveries: &[Vec<u8>], zone: Tz) -> Local {
+    let local = Local::open(dir, Catalog::builtin(), zone).unwrap();
     for d in deliveries {
         ingest::ingest_ndjson(&local.storage, &d[..], received())
             .await
@@ -176,6 +180,43 @@ async fn hours_split_into_shards_in_the_run_give_the_unsplit_numbers_and_the_ora
             .is_empty(),
         "shards computed in the run leave nothing behind"
     );
+}
+
+/// The same with days and months in a reporting zone other than UTC (Seoul's days end at 15:00
+/// UTC): split hours feed the zone's days, and answers in the zone and in UTC are the unsplit run's.
+#[tokio::test]
+async fn split_hours_in_another_reporting_zone_give_the_unsplit_numbers() {
+    let seoul: Tz = "Asia/Seoul".parse().unwrap();
+    let deliveries = deliveries();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let whole = ingested_in(a.path(), &deliveries, seoul).await;
+    let mut split = ingested_in(b.path(), &deliveries, seoul).await;
+    split.shard_bytes = budget_splitting_hours(&split.storage).await.0;
+    let whole_report = whole.rollup().run_touched(None).await.unwrap();
+    let split_report = split.rollup().run_touched(None).await.unwrap();
+    assert_eq!(whole_report.hours_split, 0);
+    assert!(split_report.hours_split > 0, "hours are split");
+    assert_eq!(split_report.hours_recomputed, whole_report.hours_recomputed);
+    let mut grid = grid();
+    for m in METRICS {
+        let (from, to, tz) = ("2026-08-01", "2026-09-01", Some("Asia/Seoul"));
+        grid.push(params(m, from, to, tz, Some("day"), &[]));
+        let mut grouped = params(m, from, to, tz, Some("month"), &[]);
+        grouped.group_by = Some(
+            if m == "content_views" {
+                "content_id"
+            } else {
+                "country"
+            }
+            .into(),
+        );
+        grid.push(grouped);
+    }
+    let (w, s) = (
+        whole.query_service(QueryOptions::default()),
+        split.query_service(QueryOptions::default()),
+    );
+    assert_same_answers(&w, &s, &grid, utc(2026, 9, 1, 0), "Asia/Seoul: ").await;
 }
 
 async fn fanned_out_rollup(
