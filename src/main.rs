@@ -240,9 +240,14 @@ enum SqlCommand {
     },
 }
 
+/// Prints a command's JSON outcome. A reader that has gone (`tally ingest F | head`) ends it
+/// quietly: the work is done and durable; only the rest of its summary goes unread.
 fn print_json(v: &impl Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
+    let text = serde_json::to_string_pretty(v)?;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => Ok(written?),
+    }
 }
 
 /// The working copy of the metric SQL: `--sql DIR`, else `./sql`, else the built-in files; with

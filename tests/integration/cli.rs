@@ -246,6 +246,27 @@ fn demo_then_serve_answers_with_data() {
 }
 
 #[test]
+fn a_summary_nobody_reads_ends_quietly() {
+    // `tally ingest F | head -1`: the reader goes before the summary is written.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.ndjson");
+    let line = r#"{"event_id":"e1","event_type":"sign-in","occurred_at":"2026-08-25T10:00:00Z"}"#;
+    std::fs::write(&input, format!("{line}\n")).unwrap();
+    let mut child = tally(&dir.path().join("data"))
+        .arg("ingest")
+        .arg(&input)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
 fn a_bad_reporting_zone_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let out = tally(dir.path())
