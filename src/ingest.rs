@@ -200,8 +200,11 @@ pub async fn ingest_ndjson_parallel(
     };
     loop {
         // Up to a full chunk; a line longer than the chunk reads on a chunk at a time.
-        let want = chunk_bytes.checked_sub(carry.len()).filter(|n| *n > 0);
-        let want = want.unwrap_or(chunk_bytes.min(CHUNK_BYTES));
+        let want = if carry.len() < chunk_bytes {
+            chunk_bytes - carry.len()
+        } else {
+            chunk_bytes.min(CHUNK_BYTES)
+        };
         let n = (&mut reader)
             .take(want as u64)
             .read_to_end(&mut carry)
