@@ -16,8 +16,9 @@ use crate::model::event_table;
 
 /// Columns whose values are (nearly) unique per file: a dictionary only costs hashing before the
 /// writer falls back to plain encoding, so they are written plain from the start.
-const UNIQUE_COLUMNS: [&str; 5] = [
+const UNIQUE_COLUMNS: [&str; 6] = [
     "event_id",
+    "user_id",
     "session_id",
     "correlation_id",
     "occurred_at",

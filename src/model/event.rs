@@ -209,6 +209,8 @@ struct RawObject<'a> {
     others: Vec<(Cow<'a, str>, &'a str)>,
     /// The first key of the contract given twice.
     repeated: Option<Cow<'a, str>>,
+    /// Read by [`flat_object`], which takes no string with an escape: each quoted value is its own text.
+    unescaped: bool,
 }
 
 impl<'a> RawObject<'a> {
@@ -217,6 +219,7 @@ impl<'a> RawObject<'a> {
             known: [None; SLOTS],
             others: Vec::new(),
             repeated: None,
+            unescaped: false,
         }
     }
 
@@ -225,6 +228,7 @@ impl<'a> RawObject<'a> {
     fn read(text: &'a str) -> Option<Self> {
         let mut fields = RawObject::new();
         if flat_object::members(text, |k, v| fields.add(Cow::Borrowed(k), v)) {
+            fields.unescaped = true;
             return Some(fields);
         }
         serde_json::from_str::<RawObject>(text).ok()
@@ -282,10 +286,10 @@ fn is_null(v: Option<&str>) -> bool {
     v.is_none_or(|v| v == "null")
 }
 
-/// The value as a string, or why not.
-fn text<'a>(name: &str, raw: &'a str) -> Result<Cow<'a, str>, String> {
+/// The value as a string, or why not. `unescaped`: the reader has seen that no string holds an escape.
+fn text<'a>(name: &str, raw: &'a str, unescaped: bool) -> Result<Cow<'a, str>, String> {
     // The JSON has been checked already: a quoted value without escapes is its own text.
-    if raw.len() >= 2 && raw.starts_with('"') && !raw.contains('\\') {
+    if raw.len() >= 2 && raw.starts_with('"') && (unescaped || !raw.contains('\\')) {
         return Ok(Cow::Borrowed(&raw[1..raw.len() - 1]));
     }
     match serde_json::from_str::<Text>(raw) {
@@ -297,22 +301,26 @@ fn text<'a>(name: &str, raw: &'a str) -> Result<Cow<'a, str>, String> {
     }
 }
 
-fn required<'a>(v: Option<&'a str>, name: &str) -> Result<Cow<'a, str>, String> {
+fn required<'a>(v: Option<&'a str>, name: &str, unescaped: bool) -> Result<Cow<'a, str>, String> {
     let v = v
         .filter(|v| !is_null(Some(v)))
         .ok_or_else(|| format!("missing required field `{name}`"))?;
-    let s = text(name, v)?;
+    let s = text(name, v, unescaped)?;
     if s.trim().is_empty() {
         return Err(format!("required field `{name}` is empty"));
     }
     Ok(s)
 }
 
-fn optional_string<'a>(v: Option<&'a str>, name: &str) -> Result<Option<Cow<'a, str>>, String> {
+fn optional_string<'a>(
+    v: Option<&'a str>,
+    name: &str,
+    unescaped: bool,
+) -> Result<Option<Cow<'a, str>>, String> {
     match v {
         v if is_null(v) => Ok(None),
         Some(v) => {
-            let s = text(name, v)?;
+            let s = text(name, v, unescaped)?;
             Ok((!s.is_empty()).then_some(s))
         }
         None => Ok(None),
@@ -326,10 +334,10 @@ fn number(raw: &str) -> Option<serde_json::Number> {
 /// Prices arrive as JSON numbers or decimal strings. A JSON number is read through its shortest
 /// round-trip text, which equals what the producer wrote for up to 15 significant digits;
 /// producers needing more send a string.
-fn price(v: Option<&str>) -> Result<Option<Decimal>, String> {
+fn price(v: Option<&str>, unescaped: bool) -> Result<Option<Decimal>, String> {
     let text = match v {
         v if is_null(v) => return Ok(None),
-        Some(v) if v.starts_with('"') => text("price", v)?.into_owned(),
+        Some(v) if v.starts_with('"') => text("price", v, unescaped)?.into_owned(),
         Some(v) => match number(v) {
             Some(n) => n.to_string(),
             None => {
@@ -403,13 +411,14 @@ fn event_from_fields(fields: RawObject<'_>, receipt: Receipt) -> Result<Event<'_
         known,
         others,
         repeated,
+        unescaped,
     } = fields;
     if let Some(key) = repeated {
         return Err(repeated_key(&key));
     }
-    let event_id = required(known[0], "event_id")?;
-    let event_type = required(known[1], "event_type")?;
-    let occurred_text = required(known[2], "occurred_at")?;
+    let event_id = required(known[0], "event_id", unescaped)?;
+    let event_type = required(known[1], "event_type", unescaped)?;
+    let occurred_text = required(known[2], "occurred_at", unescaped)?;
     let occurred_at = rfc3339::parse(&occurred_text).map_err(|e| {
         format!("field `occurred_at` is not an RFC 3339 time ({e}): {occurred_text:?}")
     })?;
@@ -428,9 +437,9 @@ fn event_from_fields(fields: RawObject<'_>, receipt: Receipt) -> Result<Event<'_
     }
     let mut strings: [Option<Cow<str>>; 10] = Default::default();
     for (i, (slot, name)) in strings.iter_mut().zip(STRING_FIELDS).enumerate() {
-        *slot = optional_string(known[3 + i], name)?;
+        *slot = optional_string(known[3 + i], name, unescaped)?;
     }
-    let price = price(known[SLOTS - 2])?;
+    let price = price(known[SLOTS - 2], unescaped)?;
     let quantity = quantity(known[SLOTS - 1])?;
     // Unknown fields keep their JSON text as sent, in key order.
     let attributes = if others.is_empty() {
@@ -520,6 +529,20 @@ mod tests {
         assert_eq!(e.field("user_id"), Some("u2"));
         let attrs: Value = serde_json::from_str(e.attributes.as_deref().unwrap()).unwrap();
         assert_eq!(attrs, serde_json::json!({"x": [1, 2]}));
+    }
+
+    #[test]
+    fn an_escape_in_an_otherwise_flat_line_is_decoded() {
+        // No nesting, but escapes: the fast reader declines the line, and every string (the price's
+        // too) reads as its decoded text, not as the raw JSON between the quotes.
+        let e = one(
+            r#"{"event_id":"e\"2","event_type":"sign-in","occurred_at":"2026-08-23T00:00:00Z","user_id":"a\\b","country":"\u004BR","price":"1\u002E50"}"#,
+        )
+        .unwrap();
+        assert_eq!(e.event_id, "e\"2");
+        assert_eq!(e.field("user_id"), Some("a\\b"));
+        assert_eq!(e.field("country"), Some("KR"));
+        assert_eq!(e.price, Some(Decimal::new(15, 1)));
     }
 
     #[test]
