@@ -40,7 +40,7 @@ browser: $(VENV)/bin/moto_server
 BENCH_PROFILE ?= release
 bench: console $(VENV)/bin/moto_server
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'duckdb>=2.0.1,<3'
-	tests/support/install-debian.sh wrk=wrk
+	tests/support/install-debian.sh wrk=wrk valgrind=valgrind
 	$(CARGO) build --profile $(BENCH_PROFILE) --workspace --bins
 	BENCH_PROFILE=$(BENCH_PROFILE) VENV=$(VENV) tests/support/with-moto.sh $(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 

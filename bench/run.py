@@ -18,6 +18,8 @@ Steps (each prints as it goes; the table lands in bench/RESULTS.md):
      event 1, 4 or 16 times with new ids), unbounded, with the default budget of work and a small one.
   6. Functions: zip sizes (make package), cold start under a local Runtime API, peak memory of
      ingest on a 6 MB SQS batch.
+  7. Where the time and the bytes go, for the targets a run may miss: ingest's instructions by part
+     of the work (callgrind), and the rollup binary's machine code by crate.
 
 The data set (`tally generate`, fixed seed and end) is cached in bench/data/ between runs.
 Run with tests/support/with-moto.sh so that the functions have S3 and DynamoDB.
@@ -596,6 +598,96 @@ def functions(events, package):
                f"{slowest[0] * 1000:.0f} ms); peak {max(r[1] for r in runs):.0f} MiB; target <= 50 ms")
 
 
+# Where ingest's instructions go, by the part of the work: the inclusive cost of the functions that
+# do it (out of line in the profiling build), so a part includes what it calls and an "of which" row
+# is inside the row above it.
+INGEST_PARTS = (
+    ("reading and checking each line (JSON, fields, times)", r"tally::model::event::parse_ndjson"),
+    ("building Arrow columns", r"tally::model::event_table::to_record_batch"),
+    ("writing Parquet (encoding, statistics, compression)", r"parquet::arrow::arrow_writer::ArrowWriter<W>::(write|close)"),
+    ("  of which zstd", r"ZSTD_compress2"),
+    ("naming each file by its content (BLAKE3)", r"tally::lake::objects::event_file_name"),
+)
+PROFILE_LINES = 100_000
+
+
+def inclusive_costs(callgrind_out):
+    """(the program's instruction count, inclusive counts per function), from callgrind_annotate."""
+    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", callgrind_out],
+                          capture_output=True, text=True, check=True).stdout
+    total, costs = None, {}
+    for line in text.splitlines():
+        m = re.match(r"\s*([\d,]+)\s+(?:\([\s\d.]+%\)\s+)?(\S.*?)(?:\s+\[[^\]]*\])?$", line)
+        if not m:
+            continue
+        count = int(m.group(1).replace(",", ""))
+        if m.group(2) == "PROGRAM TOTALS":
+            total = count
+        elif ":" in m.group(2):
+            # A function is listed once per source file its code came from; the entry with all of
+            # it is the largest.
+            name = m.group(2).split(":", 1)[1]
+            costs[name] = max(costs.get(name, 0), count)
+    return total, costs
+
+
+def ingest_profile(events):
+    """The profile behind the ingest figures: `valgrind --tool=callgrind` (instruction counts, which
+    repeat exactly where this VM's timings do not) of one-thread ingest of the first lines of the file."""
+    sample = os.path.join(DATA, f"first-{PROFILE_LINES}.ndjson")
+    with open(events, "rb") as src, open(sample, "wb") as dst:
+        for _ in range(PROFILE_LINES):
+            dst.write(src.readline())
+    lake = tempfile.mkdtemp(prefix="tally-profile-", dir=DATA)
+    out = os.path.join(lake, "callgrind.out")
+    try:
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                        *tally("ingest", "--threads", "1", sample, data=lake)],
+                       check=True, capture_output=True)
+        total, costs = inclusive_costs(out)
+    finally:
+        shutil.rmtree(lake, ignore_errors=True)
+        os.remove(sample)
+    record("profile", f"ingest, 1 thread, first {PROFILE_LINES:,} lines", f"{total / 1e9:.2f} G instructions",
+           f"{total / PROFILE_LINES:,.0f} per line (callgrind)")
+    rest = total
+    for label, pattern in INGEST_PARTS:
+        found = [c for name, c in costs.items() if re.fullmatch(pattern, name)]
+        if not found:
+            sys.exit(f"the profile names no function {pattern!r}: update bench/run.py's INGEST_PARTS")
+        inside = label.startswith(" ")
+        rest -= 0 if inside else sum(found)
+        record("profile", f"ingest: {label.strip()}", f"{sum(found) / total:.0%}",
+               "inside the row above" if inside else "of all instructions")
+    record("profile", "ingest: the rest (sorting and grouping by hour, dedupe, allocation, reading the file)",
+           f"{rest / total:.0%}")
+
+
+def artifact_profile():
+    """Why the rollup's zip is the size it is: the rollup binary's machine code by the crate that
+    defines it (the x86_64 build measured here; the arm64 zip ships the same code). Generic code is
+    counted under the crate of the first non-std path in its name, the type it was made for."""
+    binary = os.path.join(BIN, "tally-rollup")
+    sections = subprocess.run(["size", "-A", binary], capture_output=True, text=True, check=True).stdout
+    text_size = next(int(l.split()[1]) for l in sections.splitlines() if l.startswith(".text "))
+    nm = subprocess.run(["nm", "--print-size", "--demangle", "--defined-only", binary],
+                        capture_output=True, text=True, check=True).stdout
+    by_crate = {}
+    for line in nm.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) < 4 or parts[2] not in "tT":
+            continue
+        crates = [c for c in re.findall(r"(?<![\w:])([a-z_][a-z0-9_]*)::", parts[3]) if c not in ("core", "alloc", "std")]
+        crate = crates[0] if crates else ("std" if "::" in parts[3] else "C and other")
+        # One entry per family: datafusion_physical_plan, datafusion_expr... are all DataFusion.
+        family = crate.split("_")[0] if crate.startswith(("datafusion", "arrow", "aws", "sqlparser")) else crate
+        by_crate[family] = by_crate.get(family, 0) + int(parts[1], 16)
+    record("profile", "rollup binary machine code (.text, x86_64)", f"{text_size / 1e6:.1f} MB",
+           f"{os.path.getsize(binary) / 1e6:.0f} MB file with symbols")
+    for crate, size in sorted(by_crate.items(), key=lambda kv: -kv[1])[:8]:
+        record("profile", f"rollup .text from {crate}", f"{size / 1e6:.1f} MB", f"{size / text_size:.0%}")
+
+
 def write_results():
     today = dt.date.today().isoformat()
     lines = [f"# Benchmark results", "",
@@ -644,6 +736,9 @@ def main():
     sustained_ingest(events)
     rollup_memory(events)
     functions(events, not args.no_package)
+    say("\n[7] Where the time and the bytes go")
+    ingest_profile(events)
+    artifact_profile()
     write_results()
 
 
