@@ -355,8 +355,9 @@ def load(port, server_pid):
         os.unlink(script.name)
     total = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = wrk_ms(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = wrk_ms(re.search(r"99%\s+(\S+)", out).group(1))
+    # The rows of the latency distribution, not a "+/- Stdev" figure that happens to end in 50%.
+    p50 = wrk_ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))
+    p99 = wrk_ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))
     non_2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     socket = sum(map(int, m.groups())) if (m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)) else 0
     record("load", f"API: {LOAD_CONNECTIONS} connections for {LOAD_SECONDS} s ({len(paths)} dashboard queries in turn)",
