@@ -666,7 +666,7 @@ def ingest_profile(events):
 
 def artifact_profile():
     """Why the rollup's zip is the size it is: the rollup binary's machine code by the crate that
-    defines it (the x86_64 build measured here; the arm64 zip ships the same code). Generic code is
+    defines it (this run's x86_64 build; the arm64 zip is built from the same crates). Generic code is
     counted under the crate of the first non-std path in its name, the type it was made for."""
     binary = os.path.join(BIN, "tally-rollup")
     sections = subprocess.run(["size", "-A", binary], capture_output=True, text=True, check=True).stdout
