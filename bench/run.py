@@ -19,7 +19,8 @@ Steps (each prints as it goes; the table lands in bench/RESULTS.md):
   6. Functions: zip sizes (make package), cold start under a local Runtime API, peak memory of
      ingest on a 6 MB SQS batch.
   7. Where the time and the bytes go, for the targets a run may miss: ingest's instructions by part
-     of the work (callgrind), and the rollup binary's machine code by crate.
+     of the work (callgrind), and the rollup binary's machine code by crate. It names functions, so
+     it runs on the profiling build (the release build is stripped, and the step says it skipped).
 
 The data set (`tally generate`, fixed seed and end) is cached in bench/data/ between runs.
 Run with tests/support/with-moto.sh so that the functions have S3 and DynamoDB.
@@ -632,6 +633,22 @@ def inclusive_costs(callgrind_out):
     return total, costs
 
 
+def has_symbols(binary):
+    """Whether a function can be named in `binary`: the release profile strips its symbols."""
+    sections = subprocess.run(["readelf", "-S", binary], capture_output=True, text=True, check=True).stdout
+    return ".symtab" in sections
+
+
+def profiles(events):
+    say("\n[7] Where the time and the bytes go")
+    if not has_symbols(os.path.join(BIN, "tally")):
+        say(f"  skipped: the {PROFILE} build has no symbols to name functions by; "
+            "run make bench BENCH_PROFILE=profiling for this step")
+        return
+    ingest_profile(events)
+    artifact_profile()
+
+
 def ingest_profile(events):
     """The profile behind the ingest figures: `valgrind --tool=callgrind` (instruction counts, which
     repeat exactly where this VM's timings do not) of one-thread ingest of the first lines of the file."""
@@ -737,9 +754,7 @@ def main():
     sustained_ingest(events)
     rollup_memory(events)
     functions(events, not args.no_package)
-    say("\n[7] Where the time and the bytes go")
-    ingest_profile(events)
-    artifact_profile()
+    profiles(events)
     write_results()
 
 
