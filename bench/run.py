@@ -674,7 +674,8 @@ def ingest_profile(events):
         if not found:
             sys.exit(f"the profile names no function {pattern!r}: update bench/run.py's INGEST_PARTS")
         inside = label.startswith(" ")
-        rest -= 0 if inside else sum(found)
+        if not inside:
+            rest -= sum(found)
         record("profile", f"ingest: {label.strip()}", f"{sum(found) / total:.0%}",
                "inside the row above" if inside else "of all instructions")
     record("profile", "ingest: the rest (sorting and grouping by hour, dedupe, allocation, reading the file)",
@@ -683,7 +684,7 @@ def ingest_profile(events):
 
 def artifact_profile():
     """Why the rollup's zip is the size it is: the rollup binary's machine code by the crate that
-    defines it (this run's x86_64 build; the arm64 zip is built from the same crates). Generic code is
+    defines it (this run's build for this machine; the arm64 zip is built from the same crates). Generic code is
     counted under the crate of the first non-std path in its name, the type it was made for."""
     binary = os.path.join(BIN, "tally-rollup")
     sections = subprocess.run(["size", "-A", binary], capture_output=True, text=True, check=True).stdout
@@ -693,14 +694,14 @@ def artifact_profile():
     by_crate = {}
     for line in nm.splitlines():
         parts = line.split(None, 3)
-        if len(parts) < 4 or parts[2] not in "tT":
+        if len(parts) < 4 or parts[2] not in ("t", "T"):
             continue
         crates = [c for c in re.findall(r"(?<![\w:])([a-z_][a-z0-9_]*)::", parts[3]) if c not in ("core", "alloc", "std")]
         crate = crates[0] if crates else ("std" if "::" in parts[3] else "C and other")
         # One entry per family: datafusion_physical_plan, datafusion_expr... are all DataFusion.
         family = crate.split("_")[0] if crate.startswith(("datafusion", "arrow", "aws", "sqlparser")) else crate
         by_crate[family] = by_crate.get(family, 0) + int(parts[1], 16)
-    record("profile", "rollup binary machine code (.text, x86_64)", f"{text_size / 1e6:.1f} MB",
+    record("profile", f"rollup binary machine code (.text, {os.uname().machine})", f"{text_size / 1e6:.1f} MB",
            f"{os.path.getsize(binary) / 1e6:.0f} MB file with symbols")
     for crate, size in sorted(by_crate.items(), key=lambda kv: -kv[1])[:8]:
         record("profile", f"rollup .text from {crate}", f"{size / 1e6:.1f} MB", f"{size / text_size:.0%}")
