@@ -72,12 +72,15 @@ infra-check: $(VENV)/bin/checkov
 $(VENV)/bin/checkov: $(VENV)/bin/moto_server
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'checkov>=3,<4' python-hcl2
 
-## Build the three Lambda functions for arm64 (provided.al2023) into target/lambda/<function>/bootstrap.zip
+## Build the three Lambda functions for arm64 (provided.al2023) into target/lambda/<function>/bootstrap.zip:
+## ingest and api with the release profile, the rollup with `small` (Cargo.toml says why)
 ## (in the checkout even when CARGO_TARGET_DIR points elsewhere; infra/ and the bench look there).
 package: console $(VENV)/bin/cargo-lambda
 	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/cargo-lambda lambda build --release --arm64 --output-format zip \
-		--lambda-dir target/lambda --package tally-ingest --package tally-rollup --package tally-api
+		--lambda-dir target/lambda --package tally-ingest --package tally-api
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/cargo-lambda lambda build --profile small --arm64 --output-format zip \
+		--lambda-dir target/lambda --package tally-rollup
 	@for f in tally-ingest tally-rollup tally-api; do ls -l target/lambda/$$f/bootstrap.zip; done
 
 $(VENV)/bin/cargo-lambda:

@@ -41,6 +41,8 @@ import tempfile
 import threading
 import time
 import urllib.request
+import zipfile
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "bench", "data")
@@ -560,6 +562,8 @@ def functions(events, package):
     for f, z in zips.items():
         if os.path.exists(z):
             record("functions", f"{f} zip (arm64)", f"{os.path.getsize(z) / 1e6:.1f} MB", "target <= 10 MB")
+    if os.path.exists(zips["rollup"]):
+        zip_sections(zips["rollup"])
     endpoint = os.environ.get("TALLY_TEST_AWS_ENDPOINT")
     if not endpoint:
         sys.exit("run under tests/support/with-moto.sh (the functions need S3 and DynamoDB)")
@@ -598,6 +602,27 @@ def functions(events, package):
         record("functions", f"{f} cold start (x86_64 {PROFILE} build, local Runtime API)", f"{median[0] * 1000:.0f} ms",
                f"median of {COLD_STARTS} process starts to first response, incl. its first invocation (slowest "
                f"{slowest[0] * 1000:.0f} ms); peak {max(r[1] for r in runs):.0f} MiB; target <= 50 ms")
+
+
+def zip_sections(path):
+    """What the rollup's zip holds: each large section of its binary deflated on its own (as the zip
+    deflates the whole file), so the rows add up to about the zip's size. Works on the stripped build."""
+    with zipfile.ZipFile(path) as z:
+        binary = z.read("bootstrap")
+    with tempfile.NamedTemporaryFile(suffix=".elf") as f:
+        f.write(binary)
+        f.flush()
+        headers = subprocess.run(["readelf", "-S", "-W", f.name], capture_output=True, text=True, check=True).stdout
+    rows = []
+    for line in headers.splitlines():
+        m = re.match(r"\s*\[\s*\d+\]\s+(\S+)\s+(\S+)\s+[0-9a-f]+\s+([0-9a-f]+)\s+([0-9a-f]+)", line)
+        if not m or m.group(2) == "NOBITS":
+            continue
+        offset, size = int(m.group(3), 16), int(m.group(4), 16)
+        if size >= 1_000_000:
+            rows.append((len(zlib.compress(binary[offset:offset + size], 9)), size, m.group(1)))
+    for packed, size, name in sorted(rows, reverse=True):
+        record("functions", f"rollup zip: {name}", f"{packed / 1e6:.1f} MB", f"{size / 1e6:.1f} MB unzipped")
 
 
 # Where ingest's instructions go, by the part of the work: the inclusive cost of the functions that
