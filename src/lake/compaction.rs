@@ -1,5 +1,6 @@
-//! Compaction: the files of each closed hour merged into one, duplicate events dropped. No number
-//! changes: the rollup counts each `event_id` once either way.
+//! Compaction: the files of each closed hour merged into one, duplicate events dropped, and written
+//! with zstd (ingest writes uncompressed, for speed). No number changes: the rollup counts each
+//! `event_id` once either way.
 
 use chrono::{DateTime, Utc};
 use object_store::{ObjectStoreExt, PutPayload};
@@ -19,7 +20,8 @@ pub struct CompactReport {
 }
 
 impl Storage {
-    /// Merges the files of each hour that ended before `closed_before` into one, dropping duplicates.
+    /// Merges the files of each hour that ended before `closed_before` into one, dropping duplicates;
+    /// an hour of one file is rewritten once, compressed.
     /// Numbers do not change: the rollup counts each `event_id` once either way.
     pub async fn compact(
         &self,
@@ -31,7 +33,12 @@ impl Storage {
                 continue;
             }
             let files = self.hour_files(hour).await?;
-            if files.len() < 2 {
+            // Ingest writes its files uncompressed, for speed: an hour is rewritten while it holds
+            // more than one file or a file as ingest wrote it.
+            let done = |f: &object_store::path::Path| {
+                EventFile::parse(f).is_some_and(|f| f.is_compacted())
+            };
+            if files.len() < 2 && files.iter().all(done) {
                 continue;
             }
             let batches = self.read_files(&files).await?;
@@ -47,7 +54,7 @@ impl Storage {
             let name = content_hash(
                 std::iter::once(&b"compacted"[..]).chain(sorted_ids.iter().map(|s| s.as_bytes())),
             );
-            let target = EventFile { hour, name }.path();
+            let target = EventFile::compacted(hour, &name).path();
             self.store
                 .put(
                     &target,

@@ -24,38 +24,36 @@ const UNIQUE_COLUMNS: [&str; 6] = [
     "occurred_at",
     "attributes",
 ];
-/// Identifier columns no query prunes on: min/max statistics on them cost a string comparison per
-/// value and never skip a row group. `event_type` and the times keep theirs.
-const UNPRUNED_COLUMNS: [&str; 5] = [
-    "event_id",
-    "session_id",
-    "correlation_id",
-    "user_id",
-    "attributes",
-];
+/// The columns with statistics: rows are grouped by type and every file holds one hour, so the
+/// type and the times are what a reader can skip pages by. Every other column holds nearly every
+/// value in every page (ids, users, countries...): its min/max would cost a comparison per value
+/// and skip nothing.
+const PRUNED_COLUMNS: [&str; 3] = ["event_type", "occurred_at", "received_at"];
 
-/// Who writes a Parquet file, which sets how hard it is compressed.
+/// Who writes a Parquet file, which sets how it is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Written {
-    /// By ingest, on the hot path: zstd level 1 measured ~4% fewer instructions per event than
-    /// level 3 on the bench data, with files no larger (pages of a few thousand rows).
+    /// By ingest, on the hot path: not compressed. zstd (level 1) was 14% of ingest's instructions
+    /// on the bench data, LZ4 still 7%; dictionary and plain encodings alone leave a file about a
+    /// third the size of its NDJSON, and compaction re-encodes every closed hour (bench/RESULTS.md).
     Ingested,
-    /// By compaction, once per hour, for files that live long: level 3.
+    /// By compaction, once per hour, for files that live long: zstd level 3.
     Compacted,
 }
 
 fn writer_properties(written: Written) -> Result<WriterProperties, StorageError> {
-    let level = match written {
-        Written::Ingested => 1,
-        Written::Compacted => 3,
+    let compression = match written {
+        Written::Ingested => Compression::UNCOMPRESSED,
+        Written::Compacted => Compression::ZSTD(ZstdLevel::try_new(3)?),
     };
-    let mut props =
-        WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?));
+    let mut props = WriterProperties::builder()
+        .set_compression(compression)
+        .set_statistics_enabled(EnabledStatistics::None);
     for c in UNIQUE_COLUMNS {
         props = props.set_column_dictionary_enabled(ColumnPath::from(c), false);
     }
-    for c in UNPRUNED_COLUMNS {
-        props = props.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None);
+    for c in PRUNED_COLUMNS {
+        props = props.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::Page);
     }
     Ok(props.build())
 }

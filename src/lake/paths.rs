@@ -1,7 +1,8 @@
 //! Every object name in the lake, as a type with a formatter (`path`) and a parser (`parse`):
 //!
 //! ```text
-//! events/date=2026-08-23/hour=13/part-<hash of event ids>.parquet   events by UTC hour of occurred_at
+//! events/date=2026-08-23/hour=13/part-<hash of events>.parquet       events by UTC hour of occurred_at, as ingest wrote them
+//! events/date=2026-08-23/hour=13/part-compacted-<hash>.parquet      an hour's events merged by compaction
 //! quarantine/date=2026-08-23/<hash of lines and reasons>.ndjson      rejected input, by day received
 //! _state/touched/2026-08-23T13/<batch id>                           hours waiting for the rollup
 //! _state/<kind>/<metric>/<grain>/<period start, epoch s>.bin         period states (sums, distinct sets)
@@ -58,7 +59,11 @@ impl HourPartition {
     }
 }
 
-/// One Parquet file of events, named by a hash of its event ids.
+/// How compaction's files are named apart from ingest's.
+const COMPACTED: &str = "compacted-";
+
+/// One Parquet file of events, named by a hash of its events (ingest) or of its event ids
+/// (compaction).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct EventFile {
     pub(crate) hour: DateTime<Utc>,
@@ -66,6 +71,19 @@ pub(crate) struct EventFile {
 }
 
 impl EventFile {
+    /// The file compaction writes for an hour, named apart from any file ingest writes.
+    pub(crate) fn compacted(hour: DateTime<Utc>, hash: &str) -> EventFile {
+        EventFile {
+            hour,
+            name: format!("{COMPACTED}{hash}"),
+        }
+    }
+
+    /// Whether compaction wrote this file (ingest names its files by a bare hash).
+    pub(crate) fn is_compacted(&self) -> bool {
+        self.name.starts_with(COMPACTED)
+    }
+
     pub(crate) fn path(&self) -> Path {
         HourPartition { hour: self.hour }
             .path()
@@ -290,6 +308,14 @@ mod tests {
             file.path().as_ref(),
             "events/date=2026-08-23/hour=13/part-abc.parquet"
         );
+        assert!(!file.is_compacted());
+        let merged = EventFile::compacted(t, "abc");
+        assert_eq!(
+            merged.path().as_ref(),
+            "events/date=2026-08-23/hour=13/part-compacted-abc.parquet"
+        );
+        assert_eq!(EventFile::parse(&merged.path()), Some(merged.clone()));
+        assert!(merged.is_compacted());
         let marker = TouchedMarkerPath {
             hour: t,
             batch: "b1".into(),

@@ -72,11 +72,19 @@ pub struct Receipt {
     pub at: DateTime<Utc>,
     /// Events are accepted up to this many days before `at`.
     pub max_age_days: i64,
+    /// The accepted span of `occurred_at`, worked out once rather than per event.
+    oldest: DateTime<Utc>,
+    newest: DateTime<Utc>,
 }
 
 impl Receipt {
     pub fn new(at: DateTime<Utc>, max_age_days: i64) -> Receipt {
-        Receipt { at, max_age_days }
+        Receipt {
+            at,
+            max_age_days,
+            oldest: at - Duration::days(max_age_days),
+            newest: at + MAX_FUTURE_SKEW,
+        }
     }
 }
 
@@ -369,6 +377,12 @@ fn price(v: Option<&str>, unescaped: bool) -> Result<Option<Decimal>, String> {
 fn quantity(v: Option<&str>) -> Result<Option<i64>, String> {
     match v {
         v if is_null(v) => Ok(None),
+        // The JSON is checked already: digits alone that fit read as serde_json reads them (signs
+        // stay with serde_json, which reads `-0` as a float).
+        Some(v) if v.len() <= 18 && v.bytes().all(|b| b.is_ascii_digit()) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("field `quantity` must be an integer, got {v}")),
         Some(v) => match number(v) {
             Some(n) => n
                 .as_i64()
@@ -388,17 +402,27 @@ fn quantity(v: Option<&str>) -> Result<Option<i64>, String> {
 const SLOTS: usize = 3 + STRING_FIELDS.len() + 2;
 
 fn slot(name: &str) -> Option<usize> {
-    match name {
-        "event_id" => Some(0),
-        "event_type" => Some(1),
-        "occurred_at" => Some(2),
-        "price" => Some(SLOTS - 2),
-        "quantity" => Some(SLOTS - 1),
-        other => STRING_FIELDS
-            .iter()
-            .position(|f| *f == other)
-            .map(|i| 3 + i),
-    }
+    // Every key of every event comes through here: its length and first byte name at most one
+    // field, so a key costs one comparison with a constant, not a walk of the list.
+    let b = name.as_bytes();
+    Some(match (b.len(), *b.first()?) {
+        (8, b'e') if b == b"event_id" => 0,
+        (10, b'e') if b == b"event_type" => 1,
+        (11, b'o') if b == b"occurred_at" => 2,
+        (7, b'u') if b == b"user_id" => 3,
+        (10, b's') if b == b"session_id" => 4,
+        (14, b'c') if b == b"correlation_id" => 5,
+        (7, b's') if b == b"service" => 6,
+        (7, b'c') if b == b"country" => 7,
+        (7, b'b') if b == b"browser" => 8,
+        (6, b'd') if b == b"device" => 9,
+        (7, b'i') if b == b"item_id" => 10,
+        (10, b'c') if b == b"content_id" => 11,
+        (8, b'c') if b == b"currency" => 12,
+        (5, b'p') if b == b"price" => SLOTS - 2,
+        (8, b'q') if b == b"quantity" => SLOTS - 1,
+        _ => return None,
+    })
 }
 
 fn repeated_key(key: &str) -> String {
@@ -424,12 +448,12 @@ fn event_from_fields(fields: RawObject<'_>, receipt: Receipt) -> Result<Event<'_
     })?;
     // Reasons never quote the receipt time: a redelivered reject must read the same, so its
     // quarantine file is overwritten rather than written again.
-    if occurred_at > received_at + MAX_FUTURE_SKEW {
+    if occurred_at > receipt.newest {
         return Err(format!(
             "field `occurred_at` is more than 5 minutes after the event was received: {occurred_text}"
         ));
     }
-    if occurred_at < received_at - Duration::days(receipt.max_age_days) {
+    if occurred_at < receipt.oldest {
         return Err(format!(
             "field `occurred_at` is more than {} days before the event was received (the horizon, TALLY_MAX_EVENT_AGE_DAYS): {occurred_text}",
             receipt.max_age_days
@@ -460,7 +484,14 @@ fn event_from_fields(fields: RawObject<'_>, receipt: Receipt) -> Result<Event<'_
         let mut json = Vec::with_capacity(sorted.iter().map(|(k, v)| k.len() + v.len() + 4).sum());
         for (i, (k, v)) in sorted.into_iter().enumerate() {
             json.push(if i == 0 { b'{' } else { b',' });
-            serde_json::to_writer(&mut json, k).expect("JSON strings write to memory");
+            if unescaped {
+                // The reader saw no escape and no control character: the key is its own JSON text.
+                json.push(b'"');
+                json.extend_from_slice(k.as_bytes());
+                json.push(b'"');
+            } else {
+                serde_json::to_writer(&mut json, k).expect("JSON strings write to memory");
+            }
             json.push(b':');
             json.extend_from_slice(v.as_bytes());
         }
@@ -640,6 +671,59 @@ mod tests {
             assert!(
                 reason.contains(want),
                 "{line}: got {reason:?}, want {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_field_name_has_its_slot_and_no_other_name_has_one() {
+        let names = ["event_id", "event_type", "occurred_at"]
+            .into_iter()
+            .chain(STRING_FIELDS)
+            .chain(["price", "quantity"]);
+        for (i, name) in names.enumerate() {
+            assert_eq!(slot(name), Some(i), "{name}");
+        }
+        let near = [
+            "",
+            "e",
+            "event_ix",
+            "Event_id",
+            "event_ids",
+            "user_ix",
+            "price ",
+            "pricE",
+        ];
+        for name in near
+            .into_iter()
+            .chain(["coupon", "device_id", "quantity1", "service2"])
+        {
+            assert_eq!(slot(name), None, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn a_quantity_reads_as_serde_json_reads_it() {
+        let reference = |v: &str| {
+            let n: serde_json::Number = serde_json::from_str(v).unwrap();
+            n.as_i64().ok_or(())
+        };
+        for v in [
+            "0",
+            "1",
+            "3",
+            "10",
+            "999999999999999999",
+            "9223372036854775807",
+            "-0",
+            "-5",
+            "12e0",
+            "2.0",
+        ] {
+            assert_eq!(
+                quantity(Some(v)).map_err(|_| ()),
+                reference(v).map(Some),
+                "{v}"
             );
         }
     }
