@@ -31,9 +31,10 @@ use crate::rollup::engine::{self, Computed, ComputedRow, MeasureKind};
 use crate::rollup::live::Version;
 use crate::rollup::RollupError;
 
-/// Bytes of event files (zstd Parquet, ~25 bytes an event) one piece of work reads by default:
-/// about 1.3 million events; `make bench` measured ~10 MiB of memory per MiB of budget, so ~470 MiB
-/// peak, well inside the rollup function's 2 GB.
+/// Bytes of event files one piece of work reads by default: about 1.3 million events of compacted
+/// files (zstd, ~25 bytes an event), 350,000 of files as ingest writes them (uncompressed, ~95);
+/// `make bench` measured ~10 MiB of memory per MiB of compacted files, so ~470 MiB peak at most,
+/// well inside the rollup function's 2 GB.
 pub const DEFAULT_SHARD_BYTES: u64 = 32 * 1024 * 1024;
 
 /// At most this many shards per hour, whatever the budget (each shard reads every file of the hour).
