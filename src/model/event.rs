@@ -69,10 +69,11 @@ impl Event<'_> {
 /// When input arrived, and the oldest `occurred_at` accepted with it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Receipt {
-    pub at: DateTime<Utc>,
+    pub(crate) at: DateTime<Utc>,
     /// Events are accepted up to this many days before `at`.
-    pub max_age_days: i64,
-    /// The accepted span of `occurred_at`, worked out once rather than per event.
+    pub(crate) max_age_days: i64,
+    /// The accepted span of `occurred_at`, worked out once rather than per event (so the fields
+    /// it derives from are set only by [`Receipt::new`]).
     oldest: DateTime<Utc>,
     newest: DateTime<Utc>,
 }
@@ -402,27 +403,17 @@ fn quantity(v: Option<&str>) -> Result<Option<i64>, String> {
 const SLOTS: usize = 3 + STRING_FIELDS.len() + 2;
 
 fn slot(name: &str) -> Option<usize> {
-    // Every key of every event comes through here: its length and first byte name at most one
-    // field, so a key costs one comparison with a constant, not a walk of the list.
-    let b = name.as_bytes();
-    Some(match (b.len(), *b.first()?) {
-        (8, b'e') if b == b"event_id" => 0,
-        (10, b'e') if b == b"event_type" => 1,
-        (11, b'o') if b == b"occurred_at" => 2,
-        (7, b'u') if b == b"user_id" => 3,
-        (10, b's') if b == b"session_id" => 4,
-        (14, b'c') if b == b"correlation_id" => 5,
-        (7, b's') if b == b"service" => 6,
-        (7, b'c') if b == b"country" => 7,
-        (7, b'b') if b == b"browser" => 8,
-        (6, b'd') if b == b"device" => 9,
-        (7, b'i') if b == b"item_id" => 10,
-        (10, b'c') if b == b"content_id" => 11,
-        (8, b'c') if b == b"currency" => 12,
-        (5, b'p') if b == b"price" => SLOTS - 2,
-        (8, b'q') if b == b"quantity" => SLOTS - 1,
-        _ => return None,
-    })
+    match name {
+        "event_id" => Some(0),
+        "event_type" => Some(1),
+        "occurred_at" => Some(2),
+        "price" => Some(SLOTS - 2),
+        "quantity" => Some(SLOTS - 1),
+        other => STRING_FIELDS
+            .iter()
+            .position(|f| *f == other)
+            .map(|i| 3 + i),
+    }
 }
 
 fn repeated_key(key: &str) -> String {
