@@ -6,16 +6,14 @@
 //! markers. Nothing is acknowledged before its data is written, and a retry rewrites the same
 //! object names, so nothing is lost and nothing is counted twice.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Read;
 
 use chrono::{DateTime, Utc};
-use foldhash::fast::RandomState;
 use serde::Serialize;
 
-use crate::lake::{content_hash, Storage, StorageError};
+use crate::lake::{content_hash, id_hash, Storage, StorageError};
 use crate::model::event::{parse_ndjson, Event, Parsed, Receipt};
-use crate::model::period::floor_hour;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct IngestSummary {
@@ -61,31 +59,20 @@ async fn write_batch(storage: &Storage, sources: &[Parsed<'_>]) -> Written {
         which.iter().for_each(|i| failed[*i] = true);
         first_error.get_or_insert(error);
     };
-    // An event sent twice in one batch is written once (the first copy: the one the rollup would
-    // keep), so each file holds an event id of its hour once and a lake read by other tools
-    // (Athena, DuckDB) counts it once. Copies across batches are dropped at rollup and by
-    // compaction.
-    type Hour<'a> = (
-        Vec<&'a Event<'a>>,
-        HashSet<&'a str, RandomState>,
-        Vec<usize>,
-    );
-    let mut by_hour: BTreeMap<DateTime<Utc>, Hour<'_>> = BTreeMap::new();
+    let mut by_hour: BTreeMap<i64, Vec<(&Event<'_>, usize)>> = BTreeMap::new();
     for (i, p) in sources.iter().enumerate() {
         for e in &p.events {
-            let (events, ids, from) = by_hour.entry(floor_hour(e.occurred_at)).or_default();
-            if ids.insert(e.event_id.as_ref()) {
-                events.push(e);
-                if from.last() != Some(&i) {
-                    from.push(i);
-                }
-            }
+            let hour = e.occurred_at.timestamp().div_euclid(SECONDS_PER_HOUR);
+            by_hour.entry(hour).or_default().push((e, i));
         }
     }
     let mut summary = IngestSummary::default();
     let mut written = Vec::with_capacity(by_hour.len());
-    for (hour, (mut events, _, from)) in by_hour {
-        match storage.write_hour(hour, &mut events).await {
+    for (hour, arrived) in by_hour {
+        let hour = DateTime::from_timestamp(hour * SECONDS_PER_HOUR, 0)
+            .expect("the hour of an accepted time is a time");
+        let (events, from) = file_rows(arrived);
+        match storage.write_hour(hour, &events).await {
             Ok(path) => written.push((hour, path, from)),
             Err(e) => {
                 tracing::warn!(%hour, error = %e, "writing events failed; their sources will be retried");
@@ -131,6 +118,71 @@ async fn write_batch(storage: &Storage, sources: &[Parsed<'_>]) -> Written {
         failed,
         first_error,
     }
+}
+
+const SECONDS_PER_HOUR: i64 = 3600;
+
+/// The rows of one hour's file, from its events in arrival order (each with the source it came
+/// from), and the sources of the rows kept.
+///
+/// An event sent twice in one batch is written once, the first copy (the one the rollup would
+/// keep), so each file holds an event id of its hour once and a lake read by other tools (Athena,
+/// DuckDB) counts it once; copies across batches are dropped at rollup and by compaction. Rows are
+/// grouped by type (the file's statistics then prune by type) and, within a type, ordered by a
+/// fixed hash of the id and then the id, so the file and its name do not depend on arrival order.
+///
+/// One sort of integer keys does both: copies of an id sort next to each other, first the first
+/// to arrive. Types are few per hour, so they are numbered as found and the rows placed by type
+/// in one pass (sorting by the strings, or a set of ids, cost several times more).
+fn file_rows<'e, 'a>(arrived: Vec<(&'e Event<'a>, usize)>) -> (Vec<&'e Event<'a>>, Vec<usize>) {
+    let id = |i: u32| arrived[i as usize].0.event_id.as_ref();
+    let mut order: Vec<(u64, u32)> = (0..arrived.len() as u32)
+        .map(|i| (id_hash(id(i).as_bytes()), i))
+        .collect();
+    order.sort_unstable_by(|(ha, a), (hb, b)| {
+        ha.cmp(hb).then_with(|| id(*a).cmp(id(*b))).then(a.cmp(b))
+    });
+    order.dedup_by(|(hb, b), (ha, a)| ha == hb && id(*a) == id(*b));
+
+    let mut types: Vec<&str> = Vec::new();
+    let type_of: Vec<usize> = order
+        .iter()
+        .map(|(_, i)| {
+            let t = arrived[*i as usize].0.event_type.as_ref();
+            types.iter().position(|k| *k == t).unwrap_or_else(|| {
+                types.push(t);
+                types.len() - 1
+            })
+        })
+        .collect();
+    // Each type's first row, with the types in their text's order.
+    let mut by_text: Vec<usize> = (0..types.len()).collect();
+    by_text.sort_unstable_by_key(|k| types[*k]);
+    let mut start = vec![0; types.len()];
+    let mut count = vec![0; types.len()];
+    type_of.iter().for_each(|k| count[*k] += 1);
+    let mut next = 0;
+    for k in by_text {
+        start[k] = next;
+        next += count[k];
+    }
+    let mut rows: Vec<Option<&Event>> = vec![None; order.len()];
+    let mut sources = Vec::new();
+    for ((_, i), k) in order.iter().zip(type_of) {
+        let (event, source) = arrived[*i as usize];
+        rows[start[k]] = Some(event);
+        start[k] += 1;
+        if sources.last() != Some(&source) {
+            sources.push(source);
+        }
+    }
+    sources.sort_unstable();
+    sources.dedup();
+    let rows = rows
+        .into_iter()
+        .map(|r| r.expect("every row placed"))
+        .collect();
+    (rows, sources)
 }
 
 /// Writes one parsed batch durably. Returns only after every object is written, or the first error.

@@ -9,6 +9,6 @@ pub(crate) mod paths;
 pub(crate) mod period_state;
 
 pub use compaction::CompactReport;
-pub(crate) use objects::content_hash;
+pub(crate) use objects::{content_hash, id_hash};
 pub(crate) use objects::{ListedFile, Shard};
 pub use objects::{Storage, StorageError, TouchedMarker};

@@ -75,24 +75,32 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ArrowE
 /// Converts events to one record batch in the order given.
 pub(crate) fn to_record_batch(events: &[&Event<'_>]) -> RecordBatch {
     let n = events.len();
-    // Exact byte sizes first: growing a builder copies everything appended so far.
-    let bytes = |f: &dyn Fn(&Event) -> usize| events.iter().map(|e| f(e)).sum::<usize>();
-    let mut event_id = StringBuilder::with_capacity(n, bytes(&|e| e.event_id.len()));
-    let mut event_type = StringBuilder::with_capacity(n, bytes(&|e| e.event_type.len()));
+    // Exact byte sizes first, in one pass over the events (a pass per column cost ten times the
+    // cache misses): growing a builder copies everything appended so far.
+    let mut sizes = [0usize; 3 + STRING_FIELDS.len()];
+    for e in events {
+        let [id, kind, attributes, strings @ ..] = &mut sizes;
+        *id += e.event_id.len();
+        *kind += e.event_type.len();
+        *attributes += e.attributes.as_deref().map_or(0, str::len);
+        for (size, v) in strings.iter_mut().zip(&e.strings) {
+            *size += v.as_deref().map_or(0, str::len);
+        }
+    }
+    let [id_bytes, type_bytes, attribute_bytes, string_bytes @ ..] = sizes;
+    let mut event_id = StringBuilder::with_capacity(n, id_bytes);
+    let mut event_type = StringBuilder::with_capacity(n, type_bytes);
     let mut occurred = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut received = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut strings: Vec<StringBuilder> = (0..STRING_FIELDS.len())
-        .map(|i| {
-            let size = bytes(&|e| e.strings[i].as_deref().map_or(0, str::len));
-            StringBuilder::with_capacity(n, size)
-        })
+    let mut strings: Vec<StringBuilder> = string_bytes
+        .iter()
+        .map(|size| StringBuilder::with_capacity(n, *size))
         .collect();
     let mut price = Decimal128Builder::with_capacity(n)
         .with_precision_and_scale(PRICE_PRECISION, PRICE_SCALE as i8)
         .expect("valid decimal type");
     let mut quantity = Int64Builder::with_capacity(n);
-    let mut attributes =
-        StringBuilder::with_capacity(n, bytes(&|e| e.attributes.as_deref().map_or(0, str::len)));
+    let mut attributes = StringBuilder::with_capacity(n, attribute_bytes);
     for e in events {
         event_id.append_value(&e.event_id);
         event_type.append_value(&e.event_type);
