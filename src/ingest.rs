@@ -71,8 +71,12 @@ async fn write_batch(storage: &Storage, sources: &[Parsed<'_>]) -> Written {
     for (hour, arrived) in by_hour {
         let hour = DateTime::from_timestamp(hour * SECONDS_PER_HOUR, 0)
             .expect("the hour of an accepted time is a time");
-        let (events, from) = file_rows(arrived);
-        match storage.write_hour(hour, &events).await {
+        let HourFile {
+            events,
+            rows,
+            sources: from,
+        } = file_rows(arrived);
+        match storage.write_hour(hour, &events, rows).await {
             Ok(path) => written.push((hour, path, from)),
             Err(e) => {
                 tracing::warn!(%hour, error = %e, "writing events failed; their sources will be retried");
@@ -122,8 +126,9 @@ async fn write_batch(storage: &Storage, sources: &[Parsed<'_>]) -> Written {
 
 const SECONDS_PER_HOUR: i64 = 3600;
 
-/// The rows of one hour's file, from its events in arrival order (each with the source it came
-/// from), and the sources of the rows kept.
+/// One hour's file, from its events in arrival order (each with the source it came from): the
+/// events it keeps in arrival order, the order of its rows (indexes into those events), and the
+/// sources of the events kept.
 ///
 /// An event sent twice in one batch is written once, the first copy (the one the rollup would
 /// keep), so each file holds an event id of its hour once and a lake read by other tools (Athena,
@@ -134,7 +139,7 @@ const SECONDS_PER_HOUR: i64 = 3600;
 /// One sort of integer keys does both: copies of an id sort next to each other, first the first
 /// to arrive. Types are few per hour, so they are numbered as found and the rows placed by type
 /// in one pass (sorting by the strings, or a set of ids, cost several times more).
-fn file_rows<'e, 'a>(arrived: Vec<(&'e Event<'a>, usize)>) -> (Vec<&'e Event<'a>>, Vec<usize>) {
+fn file_rows<'e, 'a>(arrived: Vec<(&'e Event<'a>, usize)>) -> HourFile<'e, 'a> {
     let id = |i: u32| arrived[i as usize].0.event_id.as_ref();
     let mut order: Vec<(u64, u32)> = (0..arrived.len() as u32)
         .map(|i| (id_hash(id(i).as_bytes()), i))
@@ -143,6 +148,24 @@ fn file_rows<'e, 'a>(arrived: Vec<(&'e Event<'a>, usize)>) -> (Vec<&'e Event<'a>
         ha.cmp(hb).then_with(|| id(*a).cmp(id(*b))).then(a.cmp(b))
     });
     order.dedup_by(|(hb, b), (ha, a)| ha == hb && id(*a) == id(*b));
+
+    // The kept events in arrival order, and where each arrived one landed among them.
+    let mut kept = vec![false; arrived.len()];
+    order.iter().for_each(|(_, i)| kept[*i as usize] = true);
+    let mut landed = vec![0u32; arrived.len()];
+    let mut events = Vec::with_capacity(order.len());
+    let mut sources = Vec::new();
+    for (i, (event, source)) in arrived.iter().enumerate() {
+        if kept[i] {
+            landed[i] = events.len() as u32;
+            events.push(*event);
+            if sources.last() != Some(source) {
+                sources.push(*source);
+            }
+        }
+    }
+    sources.sort_unstable();
+    sources.dedup();
 
     let mut types: Vec<&str> = Vec::new();
     let type_of: Vec<usize> = order
@@ -166,23 +189,23 @@ fn file_rows<'e, 'a>(arrived: Vec<(&'e Event<'a>, usize)>) -> (Vec<&'e Event<'a>
         start[k] = next;
         next += count[k];
     }
-    let mut rows: Vec<Option<&Event>> = vec![None; order.len()];
-    let mut sources = Vec::new();
+    let mut rows = vec![0u32; order.len()];
     for ((_, i), k) in order.iter().zip(type_of) {
-        let (event, source) = arrived[*i as usize];
-        rows[start[k]] = Some(event);
+        rows[start[k]] = landed[*i as usize];
         start[k] += 1;
-        if sources.last() != Some(&source) {
-            sources.push(source);
-        }
     }
-    sources.sort_unstable();
-    sources.dedup();
-    let rows = rows
-        .into_iter()
-        .map(|r| r.expect("every row placed"))
-        .collect();
-    (rows, sources)
+    HourFile {
+        events,
+        rows,
+        sources,
+    }
+}
+
+/// What [`file_rows`] gives.
+struct HourFile<'e, 'a> {
+    events: Vec<&'e Event<'a>>,
+    rows: Vec<u32>,
+    sources: Vec<usize>,
 }
 
 /// Writes one parsed batch durably. Returns only after every object is written, or the first error.

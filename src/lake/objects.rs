@@ -5,7 +5,7 @@
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
-use arrow::array::{BooleanArray, RecordBatch};
+use arrow::array::{BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::filter_record_batch;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -150,15 +150,20 @@ impl Storage {
         self.store.clone()
     }
 
-    /// Writes the events of one UTC hour as one Parquet object, rows in the order given (ingest
-    /// groups them by type: see `PRUNED_COLUMNS`), named by their content, unless that object
-    /// exists already. Returns its path.
+    /// Writes the events of one UTC hour as one Parquet object, unless that object exists already,
+    /// named by its content; its rows are `events[rows[0]]`, `events[rows[1]]`... (ingest groups
+    /// them by type: see `PRUNED_COLUMNS`). Returns its path.
     pub async fn write_hour(
         &self,
         hour: DateTime<Utc>,
         events: &[&Event<'_>],
+        rows: Vec<u32>,
     ) -> Result<Path, StorageError> {
-        let batch = event_table::to_record_batch(events);
+        // Built in the order the events arrived, which reads them as they lie in the input, then
+        // put in the file's order column by column: appended in the file's order, the events were
+        // read all over the input, a sixth of ingest's time waiting on memory.
+        let arrived = event_table::to_record_batch(events);
+        let batch = arrow::compute::take_record_batch(&arrived, &UInt32Array::from(rows))?;
         let name = event_file_name(&batch);
         let path = EventFile { hour, name }.path();
         let payload = PutPayload::from(write_parquet(&[batch], Written::Ingested)?);
