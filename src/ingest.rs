@@ -255,23 +255,27 @@ pub async fn ingest_ndjson_parallel(
     parallel: usize,
     chunk_bytes: usize,
 ) -> Result<IngestSummary, IngestError> {
-    type Chunk = tokio::task::JoinHandle<(Result<IngestSummary, StorageError>, Vec<u8>)>;
     let receipt = receipt.into();
     let parallel = parallel.max(1);
     let chunk_bytes = chunk_bytes.max(1);
-    let mut summary = IngestSummary::default();
-    let mut in_flight: std::collections::VecDeque<Chunk> = std::collections::VecDeque::new();
+    // The next chunk starts when any chunk is done, not the oldest: waiting for the oldest left a
+    // core idle whenever a later chunk finished first. Summaries wait by their place in the input.
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut summaries: BTreeMap<usize, IngestSummary> = BTreeMap::new();
+    let mut chunks = 0;
     // Input is read straight into chunk buffers, and a written chunk's buffer takes the next one:
     // `parallel + 1` buffers in all, whose pages the kernel zeroes once, not once per chunk.
     let mut spare: Vec<Vec<u8>> = Vec::new();
     let mut carry: Vec<u8> = Vec::with_capacity(chunk_bytes);
     let mut first = true;
-    let spawn = |chunk: Vec<u8>| {
+    let mut spawn = |in_flight: &mut tokio::task::JoinSet<_>, chunk: Vec<u8>| {
         let storage = storage.clone();
-        tokio::spawn(async move {
+        let place = chunks;
+        chunks += 1;
+        in_flight.spawn(async move {
             let written = write_parsed(&storage, &parse_ndjson(&chunk, receipt)).await;
-            (written, chunk)
-        })
+            (place, written, chunk)
+        });
     };
     loop {
         // Up to a full chunk; a line longer than the chunk reads on a chunk at a time.
@@ -299,9 +303,9 @@ pub async fn ingest_ndjson_parallel(
             continue;
         };
         if in_flight.len() == parallel {
-            let done = in_flight.pop_front().expect("one is in flight");
-            let (written, buffer) = joined(done.await)?;
-            summary.add(written?);
+            let done = in_flight.join_next().await.expect("one is in flight");
+            let (place, written, buffer) = joined(done)?;
+            summaries.insert(place, written?);
             spare.push(buffer);
         }
         let mut next = spare
@@ -310,14 +314,17 @@ pub async fn ingest_ndjson_parallel(
         next.clear();
         next.extend_from_slice(&carry[cut + 1..]);
         carry.truncate(cut + 1);
-        in_flight.push_back(spawn(std::mem::replace(&mut carry, next)));
+        spawn(&mut in_flight, std::mem::replace(&mut carry, next));
     }
     if !carry.is_empty() {
-        in_flight.push_back(spawn(carry));
+        spawn(&mut in_flight, carry);
     }
-    for done in in_flight {
-        summary.add(joined(done.await)?.0?);
+    while let Some(done) = in_flight.join_next().await {
+        let (place, written, _) = joined(done)?;
+        summaries.insert(place, written?);
     }
+    let mut summary = IngestSummary::default();
+    summaries.into_values().for_each(|s| summary.add(s));
     Ok(summary)
 }
 
