@@ -408,3 +408,91 @@ pub async fn ingest_messages(
         failed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::event::parse_ndjson;
+
+    /// The file's rows as (type, id, price) in file order, and the sources kept.
+    fn file_of(arrived: &[(&Event<'_>, usize)]) -> (Vec<(String, String, String)>, Vec<usize>) {
+        let file = file_rows(arrived.to_vec());
+        let rows = file
+            .rows
+            .iter()
+            .map(|r| {
+                let e = file.events[*r as usize];
+                let price = e.price.map(|p| p.to_string()).unwrap_or_default();
+                (e.event_type.to_string(), e.event_id.to_string(), price)
+            })
+            .collect();
+        (rows, file.sources)
+    }
+
+    #[test]
+    fn an_hours_file_keeps_the_first_copy_groups_by_type_and_ignores_arrival_order() {
+        let lines = [
+            r#"{"event_id":"b","event_type":"sign-in","occurred_at":"2026-08-20T05:01:00Z"}"#,
+            r#"{"event_id":"a","event_type":"purchase","occurred_at":"2026-08-20T05:02:00Z","price":"5"}"#,
+            r#"{"event_id":"c","event_type":"purchase","occurred_at":"2026-08-20T05:03:00Z","price":"1"}"#,
+            r#"{"event_id":"a","event_type":"purchase","occurred_at":"2026-08-20T05:02:00Z","price":"7"}"#,
+            r#"{"event_id":"d","event_type":"add-to-cart","occurred_at":"2026-08-20T05:04:00Z"}"#,
+            // The same id with another type is still a copy of the same event.
+            r#"{"event_id":"b","event_type":"add-to-cart","occurred_at":"2026-08-20T05:05:00Z"}"#,
+        ]
+        .join("\n");
+        let received: DateTime<Utc> = "2026-08-20T06:00:00Z".parse().unwrap();
+        let parsed = parse_ndjson(lines.as_bytes(), received.into());
+        assert_eq!(parsed.events.len(), 6);
+        // Sources: the first four lines from source 0, the last two from source 1.
+        let arrived: Vec<(&Event, usize)> = parsed
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e, usize::from(i >= 4)))
+            .collect();
+
+        let (rows, sources) = file_of(&arrived);
+        let kinds: Vec<&str> = rows.iter().map(|(t, _, _)| t.as_str()).collect();
+        let mut grouped = kinds.clone();
+        grouped.sort();
+        assert_eq!(kinds, grouped, "rows grouped by type in the types' order");
+        let mut kept: Vec<(&str, &str, &str)> = rows
+            .iter()
+            .map(|(t, i, p)| (i.as_str(), t.as_str(), p.as_str()))
+            .collect();
+        kept.sort();
+        assert_eq!(
+            kept,
+            [
+                ("a", "purchase", "5"),
+                ("b", "sign-in", ""),
+                ("c", "purchase", "1"),
+                ("d", "add-to-cart", "")
+            ],
+            "each id once, the first copy to arrive"
+        );
+        assert_eq!(sources, [0, 1]);
+
+        // Any arrival order that keeps each id's copies in their order gives the same file: the
+        // first copies in every rotation, the later copies after them.
+        let (firsts, later): (Vec<_>, Vec<_>) = arrived
+            .iter()
+            .enumerate()
+            .partition(|(i, (e, _))| arrived[..*i].iter().all(|(f, _)| f.event_id != e.event_id));
+        assert_eq!((firsts.len(), later.len()), (4, 2));
+        for shift in 0..firsts.len() {
+            let mut moved: Vec<(&Event, usize)> = firsts.iter().map(|(_, a)| **a).collect();
+            moved.rotate_left(shift);
+            moved.extend(later.iter().map(|(_, a)| **a));
+            assert_eq!(file_of(&moved).0, rows, "first copies shifted by {shift}");
+        }
+
+        // Only the first copy of a changed copy counts: with the copies the other way round,
+        // the other price is kept.
+        let mut swapped = arrived.clone();
+        swapped.swap(1, 3);
+        let (rows, _) = file_of(&swapped);
+        assert!(rows.contains(&("purchase".into(), "a".into(), "7".into())));
+    }
+}
