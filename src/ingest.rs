@@ -247,7 +247,9 @@ pub async fn ingest_ndjson(
 /// `parallel` of them parsed and written at once (each on a runtime worker thread): a large file
 /// uses every core. Chunks write files of their own (named by their content), so the files are
 /// the same as one chunk at a time; summaries are added in input order. Memory grows with
-/// `parallel` times the chunk.
+/// `parallel` times the chunk. On the first error the chunks still in flight are cancelled, as a
+/// crash would stop them: the input is reported failed, and ingesting it again writes what is
+/// missing under the same object names.
 pub async fn ingest_ndjson_parallel(
     storage: &Storage,
     mut reader: impl Read,
