@@ -5,7 +5,7 @@
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
-use arrow::array::{BooleanArray, RecordBatch, UInt32Array};
+use arrow::array::{ArrayData, BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::filter_record_batch;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -95,25 +95,20 @@ pub(crate) fn id_hash(bytes: &[u8]) -> u64 {
 /// The column buffers are hashed as they are built (values, offsets and validity, each framed by
 /// its length): framing every field of every event again was a tenth of ingest's time.
 fn event_file_name(batch: &RecordBatch) -> String {
-    let mut h = blake3::Hasher::new();
-    let mut part = |bytes: Option<&[u8]>| match bytes {
-        Some(b) => {
-            h.update(&(b.len() as u64).to_le_bytes());
-            h.update(b);
-        }
-        None => {
-            h.update(&u64::MAX.to_le_bytes());
-        }
-    };
-    for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
-        if field.name() == event_table::RECEIVED_AT {
-            continue;
-        }
-        let data = column.to_data();
-        part(data.nulls().map(|n| n.validity()));
-        data.buffers().iter().for_each(|b| part(Some(b.as_slice())));
-    }
-    h.finalize().to_hex()[..32].to_string()
+    let columns: Vec<ArrayData> = batch
+        .schema_ref()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter(|(field, _)| field.name() != event_table::RECEIVED_AT)
+        .map(|(_, column)| column.to_data())
+        .collect();
+    // A column without nulls has no validity bitmap and frames an empty one: a written file has
+    // rows, so a bitmap that is there is never empty.
+    content_hash(columns.iter().flat_map(|data| {
+        let validity = data.nulls().map_or(&[][..], |n| n.validity());
+        std::iter::once(validity).chain(data.buffers().iter().map(|b| b.as_slice()))
+    }))
 }
 
 /// Rows per batch read back from Parquet: large enough that per-batch costs vanish, small enough
