@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::lake::{content_hash, id_hash, Storage, StorageError};
 use crate::model::event::{parse_ndjson, Event, Parsed, Receipt};
+use crate::model::period::floor_hour;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
 pub struct IngestSummary {
@@ -59,18 +60,18 @@ async fn write_batch(storage: &Storage, sources: &[Parsed<'_>]) -> Written {
         which.iter().for_each(|i| failed[*i] = true);
         first_error.get_or_insert(error);
     };
-    let mut by_hour: BTreeMap<i64, Vec<(&Event<'_>, usize)>> = BTreeMap::new();
+    let mut by_hour: BTreeMap<DateTime<Utc>, Vec<(&Event<'_>, usize)>> = BTreeMap::new();
     for (i, p) in sources.iter().enumerate() {
         for e in &p.events {
-            let hour = e.occurred_at.timestamp().div_euclid(SECONDS_PER_HOUR);
-            by_hour.entry(hour).or_default().push((e, i));
+            by_hour
+                .entry(floor_hour(e.occurred_at))
+                .or_default()
+                .push((e, i));
         }
     }
     let mut summary = IngestSummary::default();
     let mut written = Vec::with_capacity(by_hour.len());
     for (hour, arrived) in by_hour {
-        let hour = DateTime::from_timestamp(hour * SECONDS_PER_HOUR, 0)
-            .expect("the hour of an accepted time is a time");
         let HourFile {
             events,
             rows,
@@ -123,8 +124,6 @@ async fn write_batch(storage: &Storage, sources: &[Parsed<'_>]) -> Written {
         first_error,
     }
 }
-
-const SECONDS_PER_HOUR: i64 = 3600;
 
 /// One hour's file, from its events in arrival order (each with the source it came from): the
 /// events it keeps in arrival order, the order of its rows (indexes into those events), and the

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -60,11 +60,11 @@ pub struct Period {
     pub start: DateTime<Utc>,
 }
 
+/// The start of `t`'s UTC hour. Integer arithmetic on the timestamp: ingest floors every event's
+/// time, and chrono's field-by-field truncation was 2% of it.
 pub fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
-    t.with_nanosecond(0)
-        .and_then(|t| t.with_second(0))
-        .and_then(|t| t.with_minute(0))
-        .expect("truncation stays valid in UTC")
+    DateTime::from_timestamp(t.timestamp().div_euclid(3600) * 3600, 0)
+        .expect("the start of an hour of a valid time is valid")
 }
 
 pub(crate) fn is_hour_aligned(t: DateTime<Utc>) -> bool {
