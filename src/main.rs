@@ -262,8 +262,7 @@ fn working_copy(sql: &Option<PathBuf>) -> Result<(Catalog, PathBuf)> {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -272,6 +271,18 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // `ingest --threads N` is N cores of work: the runtime gets N workers, not one per core.
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Ingest {
+        threads: Some(n), ..
+    } = cli.command
+    {
+        runtime.worker_threads(n.into());
+    }
+    runtime.enable_all().build()?.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<()> {
     let reporting_tz =
         parse_reporting_tz("--reporting-tz (TALLY_REPORTING_TZ)", &cli.reporting_tz)?;
     if let Command::Sql { bucket, command } = cli.command {

@@ -404,16 +404,42 @@ fn quantity(v: Option<&str>) -> Result<Option<i64>, String> {
 const SLOTS: usize = 3 + STRING_FIELDS.len() + 2;
 
 fn slot(name: &str) -> Option<usize> {
-    match name {
-        "event_id" => Some(0),
-        "event_type" => Some(1),
-        "occurred_at" => Some(2),
-        "price" => Some(SLOTS - 2),
-        "quantity" => Some(SLOTS - 1),
-        other => STRING_FIELDS
-            .iter()
-            .position(|f| *f == other)
-            .map(|i| 3 + i),
+    // By length and first byte, then one comparison: a key is compared with one field's name,
+    // not with each in turn (this runs for every member of every event).
+    let s = |i: usize| 3 + i;
+    let (field, slot) = match (name.len(), name.as_bytes().first()) {
+        (5, _) => ("price", SLOTS - 2),
+        (6, _) => ("device", s(6)),
+        (7, Some(b'u')) => ("user_id", s(0)),
+        (7, Some(b's')) => ("service", s(3)),
+        (7, Some(b'c')) => ("country", s(4)),
+        (7, Some(b'b')) => ("browser", s(5)),
+        (7, Some(b'i')) => ("item_id", s(7)),
+        (8, Some(b'e')) => ("event_id", 0),
+        (8, Some(b'q')) => ("quantity", SLOTS - 1),
+        (8, Some(b'c')) => ("currency", s(9)),
+        (10, Some(b'e')) => ("event_type", 1),
+        (10, Some(b's')) => ("session_id", s(1)),
+        (10, Some(b'c')) => ("content_id", s(8)),
+        (11, _) => ("occurred_at", 2),
+        (14, _) => ("correlation_id", s(2)),
+        _ => return None,
+    };
+    same_bytes(name.as_bytes(), field.as_bytes()).then_some(slot)
+}
+
+/// Two texts of the same length of 4 to 16 bytes are equal: two overlapping integer comparisons
+/// at each end rather than a call to `memcmp`.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    debug_assert!(n == b.len() && (4..=16).contains(&n));
+    let word8 = |x: &[u8], at: usize| u64::from_le_bytes(x[at..at + 8].try_into().expect("8"));
+    let word4 = |x: &[u8], at: usize| u32::from_le_bytes(x[at..at + 4].try_into().expect("4"));
+    if n >= 8 {
+        word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8)
+    } else {
+        word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4)
     }
 }
 
@@ -684,6 +710,10 @@ mod tests {
             .chain(["price", "quantity"]);
         for (i, name) in names.enumerate() {
             assert_eq!(slot(name), Some(i), "{name}");
+            // Same length and first byte, the last byte off: not a field.
+            let mut near = name.to_string().into_bytes();
+            *near.last_mut().unwrap() ^= 1;
+            assert_eq!(slot(std::str::from_utf8(&near).unwrap()), None, "{name}");
         }
         let near = [
             "",
