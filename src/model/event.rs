@@ -508,22 +508,24 @@ fn event_from_fields(fields: RawObject<'_>, receipt: Receipt) -> Result<Event<'_
             &many
         };
         // Compact JSON in key order, values as sent: what serde_json writes for such a map.
-        let mut json = Vec::with_capacity(sorted.iter().map(|(k, v)| k.len() + v.len() + 4).sum());
+        // Built as a `String` from `str` parts: no second UTF-8 check of the result.
+        let mut json =
+            String::with_capacity(sorted.iter().map(|(k, v)| k.len() + v.len() + 4).sum());
         for (i, (k, v)) in sorted.iter().enumerate() {
-            json.push(if i == 0 { b'{' } else { b',' });
+            json.push(if i == 0 { '{' } else { ',' });
             if unescaped {
                 // The reader saw no escape and no control character: the key is its own JSON text.
-                json.push(b'"');
-                json.extend_from_slice(k.as_bytes());
-                json.push(b'"');
+                json.push('"');
+                json.push_str(k);
+                json.push('"');
             } else {
-                serde_json::to_writer(&mut json, k).expect("JSON strings write to memory");
+                json.push_str(&serde_json::to_string(k).expect("a string is JSON"));
             }
-            json.push(b':');
-            json.extend_from_slice(v.as_bytes());
+            json.push(':');
+            json.push_str(v);
         }
-        json.push(b'}');
-        Some(String::from_utf8(json).expect("JSON text of UTF-8 parts"))
+        json.push('}');
+        Some(json)
     };
     Ok(Event {
         event_id,
