@@ -215,8 +215,8 @@ fn validate_one<'a>(raw: &'a [u8], receipt: Receipt, out: &mut Parsed<'a>) {
 struct RawObject<'a> {
     /// The contract's fields, by [`slot`].
     known: [Option<&'a str>; SLOTS],
-    /// Every other field, in input order.
-    others: Vec<(Cow<'a, str>, &'a str)>,
+    /// Every other field, in input order; inline up to four, so the usual event allocates nothing here.
+    others: smallvec::SmallVec<[(Cow<'a, str>, &'a str); 4]>,
     /// The first key of the contract given twice.
     repeated: Option<Cow<'a, str>>,
     /// Read by [`flat_object`], which takes no string with an escape: each quoted value is its own text.
@@ -227,7 +227,7 @@ impl<'a> RawObject<'a> {
     fn new() -> Self {
         RawObject {
             known: [None; SLOTS],
-            others: Vec::new(),
+            others: smallvec::SmallVec::new(),
             repeated: None,
             unescaped: false,
         }
