@@ -22,6 +22,8 @@ Steps (each prints as it goes; the table lands in bench/RESULTS.md):
   7. Where the time and the bytes go, for the targets a run may miss: ingest's instructions by part
      of the work (callgrind), and the rollup binary's machine code by crate. It names functions, so
      it runs on the profiling build (the release build is stripped, and the step says it skipped).
+  8. Every target judged by this run's figures: met, or missed with the measured reason (the bound
+     step 7's shares set).
 
 The data set (`tally generate`, fixed seed and end) is cached in bench/data/ between runs.
 Run with tests/support/with-moto.sh so that the functions have S3 and DynamoDB.
@@ -55,6 +57,7 @@ END_DATE = SPEC["end"][:10]
 THREADS = os.cpu_count()
 COLD_STARTS = 5
 results = []  # (section, name, value, note)
+facts = {}  # the numbers step [8] judges the targets by, as measured in this run
 
 
 def say(msg):
@@ -148,6 +151,8 @@ def ingest(events, lines):
         _, c_cpu, _, out = measure([bench, "--end", END_DATE, "ceiling", work, events])
         ceiling[work] = json.loads(out)["lines"] / c_cpu
         record("ingest", f"ceiling: {label}", f"{ceiling[work]:,.0f} lines per CPU-second", f"{c_cpu:.1f} CPU-s, 1 thread")
+    facts.update(ingest_rate=tally_rate, ingest_wall=wall, ingest_cpu=cpu, one_thread_wall=s_wall,
+                 one_thread_cpu=s_cpu, json_ceiling=ceiling["json"])
     record("ingest", "tally ingest as a share of the JSON-parsing ceiling", f"{tally_rate / ceiling['json']:.0%}",
            "validation, dedupe, Arrow and Parquet are the rest")
     threads = max(1, round(cpu / wall))
@@ -167,6 +172,7 @@ def ingest(events, lines):
            f"{lines / d_wall:,.0f} events/s wall, {duck_rate:,.0f} events/s per CPU-second",
            f"{d_wall:.1f} s, {d_cpu:.1f} CPU-s, peak {d_rss:,.0f} MiB; uncompressed, as tally's; no validation, no dedupe")
     record("ingest", "ratio tally / DuckDB (per CPU-second)", f"{tally_rate / duck_rate:.2f}x", "target >= 3x")
+    facts.update(ingest_vs_duckdb=tally_rate / duck_rate, duckdb_ingest_rss=d_rss, ingest_rss=rss)
     record("ingest", "ratio tally / DuckDB (wall, same threads)", f"{d_wall / wall:.2f}x")
     check_ingest_rows(lake, out_dir, summary)
     return lake
@@ -263,6 +269,7 @@ def rollup(lake):
     record("rollup", f"DuckDB, same SQL and grouping sets ({THREADS} threads)", f"{d_wall:.1f} s",
            f"{d_cpu:.1f} CPU-s, peak {d_rss:,.0f} MiB; deduplicating as tally does; results kept in memory, not stored")
     record("rollup", "ratio tally / DuckDB (time)", f"{wall / d_wall:.2f}", "target <= 1.0")
+    facts["rollup_vs_duckdb"] = wall / d_wall
     return wall
 
 
@@ -283,6 +290,7 @@ def incremental(lake, full_wall):
         sys.exit(f"the late events should touch one hour, the rollup recomputed {report['hours_recomputed']}")
     record("incremental", "tally rollup of one late hour (with its day and month)", f"{wall:.2f} s",
            f"{wall / full_wall:.1%} of the full rollup; target <= 2%")
+    facts["late_hour_share"] = wall / full_wall
 
 
 def check_against_duckdb(lake):
@@ -310,6 +318,8 @@ def free_port():
 def latency_rows(text, where):
     for line in text.splitlines():
         r = json.loads(line)
+        if where == "in-process" and r["range_days"] == 90:
+            facts["query_p99_90d_ms"] = max(facts.get("query_p99_90d_ms", 0), r["p99_us"] / 1000)
         record("query", f"{where}: {r['range_days']}-day daily, {r['shape']}",
                f"p50 {r['p50_us'] / 1000:.2f} ms, p99 {r['p99_us'] / 1000:.2f} ms", f"n={r['n']}")
 
@@ -416,6 +426,7 @@ def rollup_memory(events):
                 wall, cpu, rss, out = measure(tally(*args, data=lake))
                 report = json.loads(out)
                 hours = max(1, len(report["hours_recomputed"]))
+                facts.setdefault("rollup_peaks", {}).setdefault(name, []).append(rss)
                 record("rollup-memory", f"{factor}x events per hour, budget {name}", f"peak {rss:,.0f} MiB",
                        f"{hours} hours of ~{lines * factor / hours:,.0f} events, {report['hours_split']} split in shards, "
                        f"{wall:.1f} s, {cpu:.1f} CPU-s")
@@ -563,6 +574,7 @@ def functions(events, package):
     for f, z in zips.items():
         if os.path.exists(z):
             record("functions", f"{f} zip (arm64)", f"{os.path.getsize(z) / 1e6:.1f} MB", "target <= 10 MB")
+            facts.setdefault("zip_mb", {})[f] = os.path.getsize(z) / 1e6
     if os.path.exists(zips["rollup"]):
         zip_sections(zips["rollup"])
     endpoint = os.environ.get("TALLY_TEST_AWS_ENDPOINT")
@@ -587,6 +599,7 @@ def functions(events, package):
     took, hwm, body = invoke(os.path.join(BIN, "tally-ingest"), env, batch)
     if json.loads(body) != {"batchItemFailures": []}:
         sys.exit(f"ingest failed records: {body[:300]}")
+    facts["batch_peak_mib"] = hwm
     record("functions", f"ingest: {len(batch) / 1e6:.1f} MB SQS batch ({n:,} events)", f"peak {hwm:.0f} MiB",
            f"process start to response {took * 1000:.0f} ms (incl. S3 writes to moto); target <= 256 MiB")
     # Cold starts on an empty bucket and table, so the first invocation is the function's own start.
@@ -600,6 +613,7 @@ def functions(events, package):
         # (the bench data has just pushed it out of the page cache), which is not the function's start.
         runs = sorted(invoke(os.path.join(BIN, f"tally-{f}"), env, event)[:2] for _ in range(COLD_STARTS))
         median, slowest = runs[len(runs) // 2], runs[-1]
+        facts.setdefault("cold_start_ms", {})[f] = median[0] * 1000
         record("functions", f"{f} cold start (x86_64 {PROFILE} build, local Runtime API)", f"{median[0] * 1000:.0f} ms",
                f"median of {COLD_STARTS} process starts to first response, incl. its first invocation (slowest "
                f"{slowest[0] * 1000:.0f} ms); peak {max(r[1] for r in runs):.0f} MiB; target <= 50 ms")
@@ -622,6 +636,7 @@ def zip_sections(path):
         offset, size = int(m.group(3), 16), int(m.group(4), 16)
         if size >= 1_000_000:
             rows.append((len(zlib.compress(binary[offset:offset + size], 9)), size, m.group(1)))
+    facts["rollup_zip_sections_mb"] = {name: packed / 1e6 for packed, _, name in rows}
     for packed, size, name in sorted(rows, reverse=True):
         record("functions", f"rollup zip: {name}", f"{packed / 1e6:.1f} MB", f"{size / 1e6:.1f} MB unzipped")
 
@@ -703,6 +718,8 @@ def ingest_profile(events):
         inside = label.startswith(" ")
         if not inside:
             rest -= sum(found)
+        if not inside:
+            facts.setdefault("ingest_profile", {})[label] = sum(found) / total
         record("profile", f"ingest: {label.strip()}", f"{sum(found) / total:.0%}",
                "inside the row above" if inside else "of all instructions")
     record("profile", "ingest: the rest (grouping by hour, allocation, reading the file, writing it)",
@@ -732,6 +749,69 @@ def artifact_profile():
            f"{os.path.getsize(binary) / 1e6:.0f} MB file with symbols")
     for crate, size in sorted(by_crate.items(), key=lambda kv: -kv[1])[:8]:
         record("profile", f"rollup .text from {crate}", f"{size / 1e6:.1f} MB", f"{size / text_size:.0%}")
+
+
+def targets():
+    """Every target judged by this run's own figures and, for one missed, the measured reason: the bound the
+    profile's shares set (step [7]), never a figure carried over from another run."""
+    say("\n[8] Targets")
+
+    def judge(target, met, figure, why):
+        verdict = "not measured" if met is None else ("met" if met else "**missed**")
+        record("targets", target, verdict, figure + (f"; {why}" if met is False and why else ""))
+
+    prof = facts.get("ingest_profile")
+    no_profile = "no profile in this run: step [7] needs BENCH_PROFILE=profiling"
+
+    def parse_bound(rate, goal, show):
+        """Why ingest misses `goal`: how far it would get were its largest part free, and whether that
+        alone would close the gap."""
+        if not prof:
+            return no_profile
+        largest, share = max(prof.items(), key=lambda kv: kv[1])
+        closes = rate / (1 - share) >= goal
+        return (f"step [7] splits ingest's instructions into "
+                + ", ".join(f"{label} {s:.0%}" for label, s in prof.items())
+                + f"; were the largest ({largest}) free, ingest would reach at most {show(rate / (1 - share))}, "
+                + ("so that part alone could close the gap" if closes else
+                   f"so no one part removed closes the gap of {goal / rate:.1f}x: it lies in the work per event as a whole"))
+
+    r = facts["ingest_vs_duckdb"]
+    judge("ingest >= 3x DuckDB per CPU-second", r >= 3,
+          f"{r:.2f}x (DuckDB validates, deduplicates and quarantines nothing; "
+          f"peak {facts['duckdb_ingest_rss']:,.0f} MiB against tally's {facts['ingest_rss']:,.0f})",
+          parse_bound(r, 3, lambda x: f"{x:.2f}x DuckDB"))
+    rate, ceiling = facts["ingest_rate"], facts["json_ceiling"]
+    judge(">= 1,000,000 events per CPU-second", rate >= 1e6,
+          f"{rate:,.0f}, {rate / ceiling:.0%} of only parsing the file's JSON ({ceiling:,.0f} lines per CPU-second)",
+          parse_bound(rate, 1e6, lambda x: f"{x:,.0f} events per CPU-second"))
+    if THREADS > 1:
+        wall, cpu, s_wall, s_cpu = (facts[k] for k in ("ingest_wall", "ingest_cpu", "one_thread_wall", "one_thread_cpu"))
+        # Near-linear: within a tenth of ideal.
+        judge(f"near-linear ingest scaling (>= {0.9 * THREADS:.1f}x on {THREADS} cores)", s_wall / wall >= 0.9 * THREADS,
+              f"{s_wall / wall:.2f}x",
+              f"{THREADS} threads spent {cpu:.1f} CPU-s against {s_cpu:.1f} on one ({cpu / s_cpu - 1:+.0%} work) and "
+              f"left the cores idle {1 - cpu / (wall * THREADS):.0%} of the time")
+    judge("a 6 MB Lambda batch <= 256 MiB", facts["batch_peak_mib"] <= 256, f"peak {facts['batch_peak_mib']:.0f} MiB", "")
+    judge("full rollup <= 1.0x DuckDB", facts["rollup_vs_duckdb"] <= 1.0, f"{facts['rollup_vs_duckdb']:.2f}x", "")
+    peaks = facts["rollup_peaks"]
+    small = peaks["4 MiB"]
+    judge("rollup memory flat as events per hour grow 1x, 4x, 16x (within 25%)", max(small) <= 1.25 * min(small),
+          "peak " + "; ".join(f"{', '.join(f'{p:,.0f}' for p in v)} MiB with budget {k}" for k, v in peaks.items()),
+          "the 4 MiB budget did not bind")
+    judge("late-hour rollup <= 2% of the full", facts["late_hour_share"] <= 0.02, f"{facts['late_hour_share']:.1%}", "")
+    judge("query p99 <= 5 ms (90-day daily, in-process)", facts["query_p99_90d_ms"] <= 5,
+          f"worst {facts['query_p99_90d_ms']:.2f} ms", "")
+    cold = facts["cold_start_ms"]
+    judge("cold start <= 50 ms", max(cold.values()) <= 50,
+          ", ".join(f"{f} {ms:.0f} ms" for f, ms in cold.items()) + f" ({PROFILE} build, x86_64)", "")
+    zips = facts.get("zip_mb", {})
+    if "rollup" in zips:
+        text = facts.get("rollup_zip_sections_mb", {}).get(".text")
+        judge("every zip <= 10 MB", max(zips.values()) <= 10, ", ".join(f"{f} {mb:.1f} MB" for f, mb in zips.items()),
+              f"the rollup's machine code (.text) alone deflates to {text:.1f} MB" if text else "")
+    else:
+        judge("every zip <= 10 MB", None, "make package was skipped (--no-package) and target/lambda holds no zip", "")
 
 
 def write_results():
@@ -783,6 +863,7 @@ def main():
     rollup_memory(events)
     functions(events, not args.no_package)
     profiles(events)
+    targets()
     write_results()
 
 
