@@ -55,8 +55,26 @@ pub struct Event<'a> {
     pub strings: [Option<Cow<'a, str>>; 10],
     pub price: Option<Decimal>,
     pub quantity: Option<i64>,
-    /// Every field outside the contract, as a JSON object text.
-    pub attributes: Option<String>,
+    /// Every field outside the contract.
+    pub attributes: Option<Attributes<'a>>,
+}
+
+/// The fields of an event outside the contract: the members of a JSON object in key order, values
+/// as sent, kept without the object's braces, so that a lone member (the usual case) is its own
+/// text in the input and needs no copy until it is written to its column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attributes<'a>(Cow<'a, str>);
+
+impl Attributes<'_> {
+    /// The members, `"key":value` separated by commas, without the braces.
+    pub(crate) fn members(&self) -> &str {
+        &self.0
+    }
+
+    /// The JSON object text the `attributes` column holds.
+    pub fn to_json(&self) -> String {
+        format!("{{{}}}", self.0)
+    }
 }
 
 impl Event<'_> {
@@ -190,12 +208,12 @@ fn validate_one<'a>(raw: &'a [u8], receipt: Receipt, out: &mut Parsed<'a>) {
     // UTF-8 is checked once for the whole line (with SIMD: std's check was 2% of ingest), so the
     // parser (reading a `str`) need not check each string again; an invalid line takes the error
     // path below, which names the fault.
-    let parsed = simdutf8::basic::from_utf8(raw)
-        .map_err(|_| ())
-        .and_then(|text| RawObject::read(text).ok_or(()));
-    let fields = match parsed {
-        Ok(fields) => fields,
-        Err(_) => {
+    // The fields are read in place and lent to the checks: moved by value, the few hundred bytes
+    // of slots were copied several times per event.
+    let mut fields = RawObject::new();
+    let text = match simdutf8::basic::from_utf8(raw) {
+        Ok(text) if fields.read(text) => text,
+        _ => {
             let reason = match serde_json::from_slice::<&RawValue>(raw) {
                 Ok(value) => format!("not a JSON object (found {})", kind(value.get())),
                 Err(e) => format!("not JSON: {e}"),
@@ -203,7 +221,7 @@ fn validate_one<'a>(raw: &'a [u8], receipt: Receipt, out: &mut Parsed<'a>) {
             return out.reject(raw, reason, received_at);
         }
     };
-    match event_from_fields(fields, receipt) {
+    match event_from_fields(text, &fields, receipt) {
         Ok(event) => out.events.push(event),
         Err(reason) => out.reject(raw, reason, received_at),
     }
@@ -233,15 +251,21 @@ impl<'a> RawObject<'a> {
         }
     }
 
-    /// The object `text`, or None when it is not a JSON object. The common flat shape is read by
-    /// [`flat_object`] (several times faster); serde_json reads everything else.
-    fn read(text: &'a str) -> Option<Self> {
-        let mut fields = RawObject::new();
-        if flat_object::members(text, |k, v| fields.add(Cow::Borrowed(k), v)) {
-            fields.unescaped = true;
-            return Some(fields);
+    /// Reads the object `text` into these empty fields; false when it is not a JSON object. The
+    /// common flat shape is read by [`flat_object`] (several times faster); serde_json reads
+    /// everything else.
+    fn read(&mut self, text: &'a str) -> bool {
+        if flat_object::members(text, |k, v| self.add(Cow::Borrowed(k), v)) {
+            self.unescaped = true;
+            return true;
         }
-        serde_json::from_str::<RawObject>(text).ok()
+        match serde_json::from_str::<RawObject>(text) {
+            Ok(fields) => {
+                *self = fields;
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     fn add(&mut self, key: Cow<'a, str>, value: &'a str) {
@@ -443,11 +467,37 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// The only unknown member as it lies in `text`, when it is already compact JSON: `"key":value`
+/// with no space around the colon and no escape in the key.
+fn lone_member<'a>(
+    text: &'a str,
+    others: &[(Cow<'a, str>, &'a str)],
+    unescaped: bool,
+) -> Option<&'a str> {
+    let [(Cow::Borrowed(key), value)] = others else {
+        return None;
+    };
+    if !unescaped {
+        return None;
+    }
+    // Both are slices of `text`; the member runs from the quote before the key to the value's end.
+    let base = text.as_ptr() as usize;
+    let start = (key.as_ptr() as usize).checked_sub(base)?.checked_sub(1)?;
+    let end = value.as_ptr() as usize - base + value.len();
+    let member = text.get(start..end)?;
+    (member.len() == key.len() + 3 + value.len()).then_some(member)
+}
+
 fn repeated_key(key: &str) -> String {
     format!("field `{key}` is given more than once")
 }
 
-fn event_from_fields(fields: RawObject<'_>, receipt: Receipt) -> Result<Event<'_>, String> {
+/// `text` is the object the fields were read from.
+fn event_from_fields<'a>(
+    text: &'a str,
+    fields: &RawObject<'a>,
+    receipt: Receipt,
+) -> Result<Event<'a>, String> {
     let received_at = receipt.at;
     let RawObject {
         known,
@@ -455,8 +505,9 @@ fn event_from_fields(fields: RawObject<'_>, receipt: Receipt) -> Result<Event<'_
         repeated,
         unescaped,
     } = fields;
+    let unescaped = *unescaped;
     if let Some(key) = repeated {
-        return Err(repeated_key(&key));
+        return Err(repeated_key(key));
     }
     let event_id = required(known[0], "event_id", unescaped)?;
     let event_type = required(known[1], "event_type", unescaped)?;
@@ -486,6 +537,8 @@ fn event_from_fields(fields: RawObject<'_>, receipt: Receipt) -> Result<Event<'_
     // Unknown fields keep their JSON text as sent, in key order.
     let attributes = if others.is_empty() {
         None
+    } else if let Some(member) = lone_member(text, others, unescaped) {
+        Some(Attributes(Cow::Borrowed(member)))
     } else {
         // One unknown field is the common case: it needs no sorting, and no vector to sort in.
         let one: [&(Cow<str>, &str); 1];
@@ -512,7 +565,9 @@ fn event_from_fields(fields: RawObject<'_>, receipt: Receipt) -> Result<Event<'_
         let mut json =
             String::with_capacity(sorted.iter().map(|(k, v)| k.len() + v.len() + 4).sum());
         for (i, (k, v)) in sorted.iter().enumerate() {
-            json.push(if i == 0 { '{' } else { ',' });
+            if i > 0 {
+                json.push(',');
+            }
             if unescaped {
                 // The reader saw no escape and no control character: the key is its own JSON text.
                 json.push('"');
@@ -524,8 +579,7 @@ fn event_from_fields(fields: RawObject<'_>, receipt: Receipt) -> Result<Event<'_
             json.push(':');
             json.push_str(v);
         }
-        json.push('}');
-        Some(json)
+        Some(Attributes(Cow::Owned(json)))
     };
     Ok(Event {
         event_id,
@@ -569,7 +623,7 @@ mod tests {
         assert_eq!(e.field("country"), Some("KR"));
         assert_eq!(e.price, Some("12.5".parse().unwrap()));
         assert_eq!(e.quantity, Some(2));
-        let attrs: Value = serde_json::from_str(e.attributes.as_deref().unwrap()).unwrap();
+        let attrs: Value = serde_json::from_str(&e.attributes.as_ref().unwrap().to_json()).unwrap();
         assert_eq!(
             attrs,
             serde_json::json!({"coupon":"SUMMER","nested":{"a":1}})
@@ -587,8 +641,35 @@ mod tests {
         assert_eq!(e.price, None);
         assert_eq!(e.quantity, Some(3));
         assert_eq!(e.field("user_id"), Some("u2"));
-        let attrs: Value = serde_json::from_str(e.attributes.as_deref().unwrap()).unwrap();
+        let attrs: Value = serde_json::from_str(&e.attributes.as_ref().unwrap().to_json()).unwrap();
         assert_eq!(attrs, serde_json::json!({"x": [1, 2]}));
+    }
+
+    #[test]
+    fn attributes_are_compact_json_in_key_order_whatever_the_spacing() {
+        let head = r#""event_id":"e","event_type":"t","occurred_at":"2026-08-23T00:00:00Z""#;
+        for (members, json) in [
+            // A lone member as sent is its own text in the line; the rest are built.
+            (r#","page":"/x""#, r#"{"page":"/x"}"#),
+            (r#","page" : "/x" "#, r#"{"page":"/x"}"#),
+            (r#","n":1.50"#, r#"{"n":1.50}"#),
+            (r#","b":true,"a":null"#, r#"{"a":null,"b":true}"#),
+            (r#","page":"/x""#, r#"{"page":"/x"}"#),
+            (r#","nested":{"a" : 1}"#, r#"{"nested":{"a" : 1}}"#),
+        ] {
+            for line in [
+                format!("{{{head}{members}}}"),
+                format!("{{{},{head}}}", &members[1..]),
+            ] {
+                let e = one(&line).unwrap();
+                assert_eq!(
+                    e.attributes.map(|a| a.to_json()).as_deref(),
+                    Some(json),
+                    "{line}"
+                );
+            }
+        }
+        assert_eq!(one(&format!("{{{head}}}")).unwrap().attributes, None);
     }
 
     #[test]

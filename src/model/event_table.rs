@@ -82,7 +82,7 @@ pub(crate) fn to_record_batch(events: &[&Event<'_>]) -> RecordBatch {
         let [id, kind, attributes, strings @ ..] = &mut sizes;
         *id += e.event_id.len();
         *kind += e.event_type.len();
-        *attributes += e.attributes.as_deref().map_or(0, str::len);
+        *attributes += e.attributes.as_ref().map_or(0, |a| a.members().len() + 2);
         for (size, v) in strings.iter_mut().zip(&e.strings) {
             *size += v.as_deref().map_or(0, str::len);
         }
@@ -115,7 +115,19 @@ pub(crate) fn to_record_batch(events: &[&Event<'_>]) -> RecordBatch {
             p.mantissa()
         }));
         quantity.append_option(e.quantity);
-        attributes.append_option(e.attributes.as_deref());
+        match &e.attributes {
+            // The object's braces around its members, written straight into the column.
+            Some(a) => {
+                use std::fmt::Write as _;
+                for part in ["{", a.members(), "}"] {
+                    attributes
+                        .write_str(part)
+                        .expect("a builder takes any text");
+                }
+                attributes.append_value("");
+            }
+            None => attributes.append_null(),
+        }
     }
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(event_id.finish()),

@@ -100,7 +100,8 @@ fn check_parsed(input: &[u8], parsed: &Parsed<'_>, receipt: Receipt) {
         }
         if let Some(a) = &e.attributes {
             // Valid JSON by the grammar; a number's range is the reader's (`1e999` is JSON).
-            let raw = serde_json::from_str::<&serde_json::value::RawValue>(a);
+            let a = a.to_json();
+            let raw = serde_json::from_str::<&serde_json::value::RawValue>(&a);
             assert!(
                 raw.is_ok_and(|r| r.get().starts_with('{')),
                 "attributes are not a JSON object: {a}"
