@@ -63,7 +63,14 @@ pub(crate) fn write_parquet(
     written: Written,
 ) -> Result<Vec<u8>, StorageError> {
     let props = writer_properties(written)?;
-    let mut buf = Vec::new();
+    // An uncompressed file is about the size of its columns: sized up front, the buffer is not
+    // copied as it grows.
+    let mut buf = match written {
+        Written::Ingested => {
+            Vec::with_capacity(batches.iter().map(RecordBatch::get_array_memory_size).sum())
+        }
+        Written::Compacted => Vec::new(),
+    };
     let mut writer = ArrowWriter::try_new(&mut buf, event_table::schema(), Some(props))?;
     for b in batches {
         writer.write(b)?;
