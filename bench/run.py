@@ -645,7 +645,7 @@ def zip_sections(path):
 # do it (out of line in the profiling build), so a part includes what it calls and an "of which" row
 # is inside the row above it.
 INGEST_PARTS = (
-    ("reading and checking each line (JSON, fields, times)", r"tally::model::event::parse_ndjson"),
+    ("reading and checking each line (JSON, fields, times)", r"tally::model::event::parse_ndjson(_into)?"),
     ("building Arrow columns", r"tally::model::event_table::to_record_batch"),
     ("writing Parquet (encoding, statistics; no compression at ingest)", r"parquet::arrow::arrow_writer::ArrowWriter<W>::(write|close)"),
     ("naming each file by its content (BLAKE3)", r"tally::lake::objects::event_file_name"),

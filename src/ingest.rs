@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::lake::{content_hash, id_hash, Storage, StorageError};
-use crate::model::event::{parse_ndjson, Event, Parsed, Receipt};
+use crate::model::event::{parse_ndjson_into, recycle, Event, Parsed, Receipt};
 use crate::model::period::floor_hour;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq)]
@@ -266,18 +266,22 @@ pub async fn ingest_ndjson_parallel(
     let mut chunks = 0;
     // Input is read straight into chunk buffers, and a written chunk's buffer takes the next one:
     // `parallel + 1` buffers in all, whose pages the kernel zeroes once, not once per chunk.
-    let mut spare: Vec<Vec<u8>> = Vec::new();
+    // The same for the events parsed from a chunk.
+    let mut spare: Vec<(Vec<u8>, Vec<Event<'static>>)> = Vec::new();
     let mut carry: Vec<u8> = Vec::with_capacity(chunk_bytes);
     let mut first = true;
-    let mut spawn = |in_flight: &mut tokio::task::JoinSet<_>, chunk: Vec<u8>| {
-        let storage = storage.clone();
-        let place = chunks;
-        chunks += 1;
-        in_flight.spawn(async move {
-            let written = write_parsed(&storage, &parse_ndjson(&chunk, receipt)).await;
-            (place, written, chunk)
-        });
-    };
+    let mut spawn =
+        |in_flight: &mut tokio::task::JoinSet<_>, chunk: Vec<u8>, events: Vec<Event<'static>>| {
+            let storage = storage.clone();
+            let place = chunks;
+            chunks += 1;
+            in_flight.spawn(async move {
+                let parsed = parse_ndjson_into(&chunk, receipt, recycle(events));
+                let written = write_parsed(&storage, &parsed).await;
+                let events = recycle(parsed.events);
+                (place, written, (chunk, events))
+            });
+        };
     loop {
         // Up to a full chunk; a line longer than the chunk reads on a chunk at a time.
         let want = if carry.len() < chunk_bytes {
@@ -305,20 +309,21 @@ pub async fn ingest_ndjson_parallel(
         };
         if in_flight.len() == parallel {
             let done = in_flight.join_next().await.expect("one is in flight");
-            let (place, written, buffer) = joined(done)?;
+            let (place, written, buffers) = joined(done)?;
             summaries.insert(place, written?);
-            spare.push(buffer);
+            spare.push(buffers);
         }
-        let mut next = spare
+        let (mut next, events) = spare
             .pop()
-            .unwrap_or_else(|| Vec::with_capacity(chunk_bytes));
+            .unwrap_or_else(|| (Vec::with_capacity(chunk_bytes), Vec::new()));
         next.clear();
         next.extend_from_slice(&carry[cut + 1..]);
         carry.truncate(cut + 1);
-        spawn(&mut in_flight, std::mem::replace(&mut carry, next));
+        spawn(&mut in_flight, std::mem::replace(&mut carry, next), events);
     }
     if !carry.is_empty() {
-        spawn(&mut in_flight, carry);
+        let events = spare.pop().map(|(_, events)| events).unwrap_or_default();
+        spawn(&mut in_flight, carry, events);
     }
     while let Some(done) = in_flight.join_next().await {
         let (place, written, _) = joined(done)?;
