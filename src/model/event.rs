@@ -66,14 +66,15 @@ pub struct Event<'a> {
 pub struct Attributes<'a>(Cow<'a, str>);
 
 impl Attributes<'_> {
-    /// The members, `"key":value` separated by commas, without the braces.
-    pub(crate) fn members(&self) -> &str {
-        &self.0
+    /// The JSON object text the `attributes` column holds, in its three parts: the braces around
+    /// the members (`"key":value` separated by commas).
+    pub(crate) fn json_parts(&self) -> [&str; 3] {
+        ["{", &self.0, "}"]
     }
 
     /// The JSON object text the `attributes` column holds.
     pub fn to_json(&self) -> String {
-        format!("{{{}}}", self.0)
+        self.json_parts().concat()
     }
 }
 
@@ -568,7 +569,8 @@ fn event_from_fields<'a>(
     } else if let Some(member) = lone_member(text, others, unescaped) {
         Some(Attributes(Cow::Borrowed(member)))
     } else {
-        // One unknown field is the common case: it needs no sorting, and no vector to sort in.
+        // One unknown field (spaced or escaped, so not its own text) needs no sorting, and no
+        // vector to sort in.
         let one: [&(Cow<str>, &str); 1];
         let mut many: Vec<&(Cow<str>, &str)>;
         let sorted: &[&(Cow<str>, &str)] = if let [only] = others.as_slice() {

@@ -82,7 +82,10 @@ pub(crate) fn to_record_batch(events: &[&Event<'_>]) -> RecordBatch {
         let [id, kind, attributes, strings @ ..] = &mut sizes;
         *id += e.event_id.len();
         *kind += e.event_type.len();
-        *attributes += e.attributes.as_ref().map_or(0, |a| a.members().len() + 2);
+        *attributes += e
+            .attributes
+            .as_ref()
+            .map_or(0, |a| a.json_parts().iter().map(|p| p.len()).sum());
         for (size, v) in strings.iter_mut().zip(&e.strings) {
             *size += v.as_deref().map_or(0, str::len);
         }
@@ -116,10 +119,10 @@ pub(crate) fn to_record_batch(events: &[&Event<'_>]) -> RecordBatch {
         }));
         quantity.append_option(e.quantity);
         match &e.attributes {
-            // The object's braces around its members, written straight into the column.
+            // Written straight into the column, with no String per event.
             Some(a) => {
                 use std::fmt::Write as _;
-                for part in ["{", a.members(), "}"] {
+                for part in a.json_parts() {
                     attributes
                         .write_str(part)
                         .expect("a builder takes any text");
