@@ -4,7 +4,11 @@
 use std::{env, fs, path::Path};
 
 fn main() {
-    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("console/node_modules/uplot/dist");
+    // Read when the script runs, not built into it: a build script compiled for one checkout
+    // can be reused by another sharing the target directory.
+    let root = env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&root);
+    let chart = root.join("console/node_modules/uplot/dist");
     println!("cargo:rerun-if-changed={}", chart.display());
     if !chart.join("uPlot.iife.min.js").exists() {
         panic!(
@@ -12,7 +16,7 @@ fn main() {
              (npm ci in console/; make demo, make test and make package do it for you)"
         );
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    let dir = root.join("sql");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = fs::read_dir(&dir)
         .expect("sql/ exists")

@@ -6,7 +6,7 @@
 //! markers. Nothing is acknowledged before its data is written, and a retry rewrites the same
 //! object names, so nothing is lost and nothing is counted twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 
 use chrono::{DateTime, Utc};
@@ -53,8 +53,12 @@ struct Written {
 /// marker per hour written. A marker is written only after its hour's file, so the rollup never
 /// sees a marker without its data; a failed write marks the sources whose data it held, and a
 /// retry rewrites the same object names, so nothing is lost and nothing is counted twice.
-async fn write_batch(storage: &Storage, sources: &[Parsed<'_>]) -> Written {
+///
+/// The events of the hours in `held` (ascending) are left out: the caller holds them back to
+/// write later (see [`hold_back`]), and they are not counted as accepted here.
+async fn write_batch(storage: &Storage, sources: &[Parsed<'_>], held: &[DateTime<Utc>]) -> Written {
     let mut failed = vec![false; sources.len()];
+    let mut left_out = vec![0; sources.len()];
     let mut first_error = None;
     let mut fail = |error: StorageError, which: &[usize]| {
         which.iter().for_each(|i| failed[*i] = true);
@@ -67,6 +71,11 @@ async fn write_batch(storage: &Storage, sources: &[Parsed<'_>]) -> Written {
                 .entry(floor_hour(e.occurred_at))
                 .or_default()
                 .push((e, i));
+        }
+    }
+    for hour in held {
+        for (_, i) in by_hour.remove(hour).unwrap_or_default() {
+            left_out[i] += 1;
         }
     }
     let mut summary = IngestSummary::default();
@@ -112,9 +121,9 @@ async fn write_batch(storage: &Storage, sources: &[Parsed<'_>]) -> Written {
         }
     }
     summary.files_written = written.len();
-    for (p, f) in sources.iter().zip(&failed) {
+    for ((p, f), left_out) in sources.iter().zip(&failed).zip(left_out) {
         if !f {
-            summary.accepted += p.events.len();
+            summary.accepted += p.events.len() - left_out;
             summary.rejected += p.rejected.len();
         }
     }
@@ -207,12 +216,14 @@ struct HourFile<'e, 'a> {
     sources: Vec<usize>,
 }
 
-/// Writes one parsed batch durably. Returns only after every object is written, or the first error.
-pub async fn write_parsed(
+/// Writes one parsed chunk of a file durably but for the events of the hours in `held`. Returns
+/// only after every object is written, or the first error.
+async fn write_chunk(
     storage: &Storage,
     parsed: &Parsed<'_>,
+    held: &[DateTime<Utc>],
 ) -> Result<IngestSummary, StorageError> {
-    let written = write_batch(storage, std::slice::from_ref(parsed)).await;
+    let written = write_batch(storage, std::slice::from_ref(parsed), held).await;
     match written.first_error {
         Some(e) => Err(e),
         None => Ok(written.summary),
@@ -244,11 +255,12 @@ pub async fn ingest_ndjson(
 
 /// [`ingest_ndjson`] in chunks of about `chunk_bytes` ([`CHUNK_BYTES`] for files), up to
 /// `parallel` of them parsed and written at once (each on a runtime worker thread): a large file
-/// uses every core. Chunks write files of their own (named by their content), so the files are
-/// the same as one chunk at a time; summaries are added in input order. Memory grows with
-/// `parallel` times the chunk. On the first error the chunks still in flight are cancelled, as a
-/// crash would stop them: the input is reported failed, and ingesting it again writes what is
-/// missing under the same object names.
+/// uses every core. Chunks write files of their own (named by their content); the events a chunk
+/// holds back (see [`hold_back`]) are gathered in input order and written by hour once they fill a
+/// chunk, or at the end, so the files are the same as one chunk at a time. Summaries are added in
+/// input order. Memory grows with `parallel` times the chunk, and one chunk of held events. On the
+/// first error the chunks still in flight are cancelled, as a crash would stop them: the input is
+/// reported failed, and ingesting it again writes what is missing under the same object names.
 pub async fn ingest_ndjson_parallel(
     storage: &Storage,
     mut reader: impl Read,
@@ -260,78 +272,305 @@ pub async fn ingest_ndjson_parallel(
     let parallel = parallel.max(1);
     let chunk_bytes = chunk_bytes.max(1);
     // The next chunk starts when any chunk is done, not the oldest: waiting for the oldest left a
-    // core idle whenever a later chunk finished first. Summaries wait by their place in the input.
+    // core idle whenever a later chunk finished first. Summaries and held events wait by their
+    // place in the input.
     let mut in_flight = tokio::task::JoinSet::new();
-    let mut summaries: BTreeMap<usize, IngestSummary> = BTreeMap::new();
+    let mut done = Done::new(chunk_bytes);
     let mut chunks = 0;
-    // Input is read straight into chunk buffers, and a written chunk's buffer takes the next one:
-    // `parallel + 1` buffers in all, whose pages the kernel zeroes once, not once per chunk.
-    // The same for the events parsed from a chunk.
-    let mut spare: Vec<(Vec<u8>, Vec<Event<'static>>)> = Vec::new();
-    let mut carry: Vec<u8> = Vec::with_capacity(chunk_bytes);
-    let mut first = true;
-    let mut spawn =
-        |in_flight: &mut tokio::task::JoinSet<_>, chunk: Vec<u8>, events: Vec<Event<'static>>| {
-            let storage = storage.clone();
-            let place = chunks;
-            chunks += 1;
-            in_flight.spawn(async move {
-                let parsed = parse_ndjson_into(&chunk, receipt, recycle(events));
-                let written = write_parsed(&storage, &parsed).await;
-                let events = recycle(parsed.events);
-                (place, written, (chunk, events))
-            });
-        };
-    loop {
-        // Up to a full chunk; a line longer than the chunk reads on a chunk at a time.
-        let want = if carry.len() < chunk_bytes {
-            chunk_bytes - carry.len()
-        } else {
-            chunk_bytes.min(CHUNK_BYTES)
-        };
-        let n = (&mut reader)
-            .take(want as u64)
-            .read_to_end(&mut carry)
-            .map_err(IngestError::Input)?;
-        if n == 0 {
-            break;
-        }
-        if std::mem::take(&mut first) {
-            if let Some(format) = compression(&carry) {
-                return Err(IngestError::Compressed(format));
+    let mut input = Input::new(chunk_bytes);
+    let mut spawn = |in_flight: &mut tokio::task::JoinSet<_>,
+                     chunk: Vec<u8>,
+                     events: Vec<Event<'static>>,
+                     hold: bool| {
+        let storage = storage.clone();
+        let place = chunks;
+        chunks += 1;
+        in_flight.spawn(async move {
+            let parsed = parse_ndjson_into(&chunk, receipt, recycle(events));
+            let held = if hold { hold_back(&parsed) } else { Vec::new() };
+            let hours: Vec<_> = held.iter().map(|(hour, _)| *hour).collect();
+            let written = write_chunk(&storage, &parsed, &hours).await;
+            let events = recycle(parsed.events);
+            ChunkDone {
+                place,
+                written,
+                held,
+                chunk,
+                events,
             }
-        }
-        if carry.len() < chunk_bytes {
+        });
+    };
+    loop {
+        // Held events ready to write go first; then the input; at its end, what is still held.
+        let (chunk, hold) = if let Some(chunk) = done.flushed.pop() {
+            (Some(chunk), false)
+        } else if input.fill(&mut reader)? {
+            (None, true)
+        } else if let Some(finished) = in_flight.join_next().await {
+            done.absorb(joined(finished)?)?;
             continue;
-        }
-        let Some(cut) = memchr::memrchr(b'\n', &carry) else {
+        } else if done.held.is_empty() {
+            break;
+        } else {
+            done.flush();
             continue;
         };
         if in_flight.len() == parallel {
-            let done = in_flight.join_next().await.expect("one is in flight");
-            let (place, written, buffers) = joined(done)?;
-            summaries.insert(place, written?);
-            spare.push(buffers);
+            let finished = in_flight.join_next().await.expect("one is in flight");
+            done.absorb(joined(finished)?)?;
         }
-        let (mut next, events) = spare
-            .pop()
-            .unwrap_or_else(|| (Vec::with_capacity(chunk_bytes), Vec::new()));
-        next.clear();
-        next.extend_from_slice(&carry[cut + 1..]);
-        carry.truncate(cut + 1);
-        spawn(&mut in_flight, std::mem::replace(&mut carry, next), events);
-    }
-    if !carry.is_empty() {
-        let events = spare.pop().map(|(_, events)| events).unwrap_or_default();
-        spawn(&mut in_flight, carry, events);
-    }
-    while let Some(done) = in_flight.join_next().await {
-        let (place, written, _) = joined(done)?;
-        summaries.insert(place, written?);
+        let chunk = chunk.unwrap_or_else(|| input.take(done.spare_input.pop()));
+        let events = done.spare_events.pop().unwrap_or_default();
+        spawn(&mut in_flight, chunk, events, hold);
     }
     let mut summary = IngestSummary::default();
-    summaries.into_values().for_each(|s| summary.add(s));
+    std::mem::take(&mut done.summaries)
+        .into_values()
+        .for_each(|s| summary.add(s));
     Ok(summary)
+}
+
+/// What a chunk's task gives back.
+struct ChunkDone {
+    place: usize,
+    written: Result<IngestSummary, StorageError>,
+    held: HourTexts,
+    chunk: Vec<u8>,
+    events: Vec<Event<'static>>,
+}
+
+/// The input, read into chunk buffers cut at line ends.
+struct Input {
+    chunk_bytes: usize,
+    /// Bytes read and not yet in a chunk.
+    carry: Vec<u8>,
+    /// Where the chunk [`Input::fill`] found ends in `carry`.
+    cut: usize,
+    first: bool,
+    at_end: bool,
+}
+
+impl Input {
+    fn new(chunk_bytes: usize) -> Input {
+        Input {
+            chunk_bytes,
+            carry: Vec::with_capacity(chunk_bytes),
+            cut: 0,
+            first: true,
+            at_end: false,
+        }
+    }
+
+    /// Reads on until a chunk is there: `chunk_bytes` up to the last line end read, or the rest of
+    /// the input. False when the input is done.
+    fn fill(&mut self, reader: &mut impl Read) -> Result<bool, IngestError> {
+        while !self.at_end {
+            // Up to a full chunk; a line longer than the chunk reads on a chunk at a time.
+            let want = if self.carry.len() < self.chunk_bytes {
+                self.chunk_bytes - self.carry.len()
+            } else {
+                self.chunk_bytes.min(CHUNK_BYTES)
+            };
+            let n = reader
+                .take(want as u64)
+                .read_to_end(&mut self.carry)
+                .map_err(IngestError::Input)?;
+            if n == 0 {
+                self.at_end = true;
+                break;
+            }
+            if std::mem::take(&mut self.first) {
+                if let Some(format) = compression(&self.carry) {
+                    return Err(IngestError::Compressed(format));
+                }
+            }
+            if self.carry.len() >= self.chunk_bytes {
+                if let Some(cut) = memchr::memrchr(b'\n', &self.carry) {
+                    self.cut = cut + 1;
+                    return Ok(true);
+                }
+            }
+        }
+        self.cut = self.carry.len();
+        Ok(!self.carry.is_empty())
+    }
+
+    /// The chunk [`Input::fill`] found; what follows it moves to `next`, a spare buffer.
+    fn take(&mut self, next: Option<Vec<u8>>) -> Vec<u8> {
+        let mut next = next.unwrap_or_else(|| Vec::with_capacity(self.chunk_bytes));
+        next.clear();
+        next.extend_from_slice(&self.carry[self.cut..]);
+        self.carry.truncate(self.cut);
+        std::mem::replace(&mut self.carry, next)
+    }
+}
+
+/// What finished chunks left: their summaries and held events by place in the input, and their
+/// buffers for the next ones.
+///
+/// Input is read straight into chunk buffers, and a written chunk's buffer takes the next one:
+/// `parallel + 1` buffers in all, whose pages the kernel zeroes once, not once per chunk. The same
+/// for the events parsed from a chunk.
+struct Done {
+    chunk_bytes: usize,
+    summaries: BTreeMap<usize, IngestSummary>,
+    /// Held events of chunks finished before an earlier one, by place.
+    waiting: BTreeMap<usize, HourTexts>,
+    /// The place whose held events are gathered next.
+    next: usize,
+    held: Held,
+    /// Chunks of held events to write, the next last.
+    flushed: Vec<Vec<u8>>,
+    spare_input: Vec<Vec<u8>>,
+    spare_events: Vec<Vec<Event<'static>>>,
+}
+
+impl Done {
+    fn new(chunk_bytes: usize) -> Done {
+        Done {
+            chunk_bytes,
+            summaries: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            next: 0,
+            held: Held::default(),
+            flushed: Vec::new(),
+            spare_input: Vec::new(),
+            spare_events: Vec::new(),
+        }
+    }
+
+    fn absorb(&mut self, done: ChunkDone) -> Result<(), IngestError> {
+        self.summaries.insert(done.place, done.written?);
+        // One spare of each is all the next chunk takes; chunks of held events would add more.
+        if self.spare_input.is_empty() {
+            self.spare_input.push(done.chunk);
+        }
+        if self.spare_events.is_empty() {
+            self.spare_events.push(done.events);
+        }
+        self.waiting.insert(done.place, done.held);
+        // Gathered in input order, and written when a chunk's worth is held: the files do not
+        // depend on which chunk finished first.
+        while let Some(held) = self.waiting.remove(&self.next) {
+            self.next += 1;
+            self.held.add(held);
+            if self.held.bytes >= self.chunk_bytes {
+                self.flush();
+            }
+        }
+        Ok(())
+    }
+
+    /// Every held event into chunks to write.
+    fn flush(&mut self) {
+        let mut chunks = self.held.take_chunks(self.chunk_bytes);
+        chunks.reverse();
+        chunks.append(&mut self.flushed);
+        self.flushed = chunks;
+    }
+}
+
+/// Events' text (a line each) by hour, ascending.
+type HourTexts = Vec<(DateTime<Utc>, Vec<u8>)>;
+
+/// Events held back from a file's chunks, as their text by hour, in input order within an hour.
+#[derive(Default)]
+struct Held {
+    by_hour: BTreeMap<DateTime<Utc>, Vec<u8>>,
+    bytes: usize,
+}
+
+impl Held {
+    fn is_empty(&self) -> bool {
+        self.by_hour.is_empty()
+    }
+
+    fn add(&mut self, held: HourTexts) {
+        for (hour, text) in held {
+            self.bytes += text.len();
+            match self.by_hour.entry(hour) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(text);
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().extend(text),
+            }
+        }
+    }
+
+    /// Every held event, in chunks of about `chunk_bytes` of whole hours in hour order, so that
+    /// each chunk writes one file for each of a run of hours.
+    fn take_chunks(&mut self, chunk_bytes: usize) -> Vec<Vec<u8>> {
+        let mut chunks = Vec::new();
+        let mut chunk: Vec<u8> = Vec::new();
+        for text in std::mem::take(&mut self.by_hour).into_values() {
+            if !chunk.is_empty() && chunk.len() + text.len() > chunk_bytes {
+                chunks.push(std::mem::take(&mut chunk));
+            }
+            chunk.extend(text);
+        }
+        if !chunk.is_empty() {
+            chunks.push(chunk);
+        }
+        self.bytes = 0;
+        chunks
+    }
+}
+
+/// The events a file's chunk holds back: those of the hours it has fewest events of, as long as
+/// together they are at most a sixteenth of the chunk, as their text by hour (ascending).
+///
+/// A file's events mostly come in time order, with late ones from many earlier hours among them
+/// (a device that was offline, a queue drained late). Written with its chunk, each such hour is a
+/// file of a few events, and most of a lake's files were such files: on the bench's data, 94% of
+/// them held 2.6% of the events. Held back and written together, an hour's late events from many
+/// chunks share a file. Parsing them again costs at most a sixteenth more parsing.
+fn hold_back(parsed: &Parsed<'_>) -> HourTexts {
+    // Events come mostly in time order: the last hour seen answers most lookups.
+    let mut hours: Vec<DateTime<Utc>> = Vec::new();
+    let mut index: HashMap<DateTime<Utc>, usize> = HashMap::new();
+    let mut last = None;
+    let mut hour_of = |e: &Event<'_>| {
+        let hour = floor_hour(e.occurred_at);
+        match last {
+            Some((h, i)) if h == hour => i,
+            _ => {
+                let i = *index.entry(hour).or_insert_with(|| {
+                    hours.push(hour);
+                    hours.len() - 1
+                });
+                last = Some((hour, i));
+                i
+            }
+        }
+    };
+    let of_event: Vec<usize> = parsed.events.iter().map(&mut hour_of).collect();
+    let mut counts = vec![0; index.len()];
+    of_event.iter().for_each(|i| counts[*i] += 1);
+    let mut by_size: Vec<usize> = (0..counts.len()).collect();
+    by_size.sort_unstable_by_key(|i| (counts[*i], hours[*i]));
+    let most = parsed.events.len() / 16;
+    let mut total = 0;
+    let mut text: Vec<Option<Vec<u8>>> = vec![None; counts.len()];
+    for i in by_size {
+        total += counts[i];
+        if total > most {
+            break;
+        }
+        text[i] = Some(Vec::new());
+    }
+    for (e, i) in parsed.events.iter().zip(of_event) {
+        if let Some(t) = &mut text[i] {
+            t.extend_from_slice(e.text.as_bytes());
+            t.push(b'\n');
+        }
+    }
+    let mut held: HourTexts = hours
+        .into_iter()
+        .zip(text)
+        .filter_map(|(hour, t)| Some((hour, t?)))
+        .collect();
+    held.sort_unstable_by_key(|(hour, _)| *hour);
+    held
 }
 
 /// A chunk's outcome and its buffer; a chunk that panicked panics here too.
@@ -402,7 +641,7 @@ pub async fn ingest_messages(
         .iter()
         .map(|p| crate::model::event::parse_message(p, receipt))
         .collect();
-    let written = write_batch(storage, &parsed).await;
+    let written = write_batch(storage, &parsed, &[]).await;
     let failed = messages
         .iter()
         .zip(&written.failed)
@@ -433,6 +672,47 @@ mod tests {
             })
             .collect();
         (rows, file.sources)
+    }
+
+    #[test]
+    fn a_chunk_holds_back_its_smallest_hours_up_to_a_sixteenth_of_its_events() {
+        let line = |id: usize, hour: u32| {
+            format!(
+                r#"{{"event_id":"e{id}","event_type":"sign-in","occurred_at":"2026-08-20T{hour:02}:30:00Z"}}"#
+            )
+        };
+        // 100 events at 10:00, and 4, 3 and 2 late ones at 01:00, 02:00 and 03:00 among them.
+        let mut lines: Vec<String> = (0..100).map(|i| line(i, 10)).collect();
+        for (i, hour) in [1, 2, 3, 1, 2, 3, 1, 2, 1].into_iter().enumerate() {
+            lines.insert(10 * i + 5, line(1000 + i, hour));
+        }
+        let input = lines.join("\n");
+        let received: DateTime<Utc> = "2026-08-20T12:00:00Z".parse().unwrap();
+        let parsed = parse_ndjson(input.as_bytes(), received.into());
+        assert_eq!(parsed.events.len(), 109);
+        let held = hold_back(&parsed);
+        // At most 109 / 16 = 6 events: 03:00's 2 and 02:00's 3; 01:00's 4 more would be 9.
+        let texts: Vec<(u32, Vec<&str>)> = held
+            .iter()
+            .map(|(hour, text)| {
+                let text = std::str::from_utf8(text).unwrap();
+                (chrono::Timelike::hour(hour), text.lines().collect())
+            })
+            .collect();
+        let sent = |hour: u32| -> Vec<&str> {
+            let at = format!("T{hour:02}:30");
+            lines
+                .iter()
+                .filter(|l| l.contains(&at))
+                .map(String::as_str)
+                .collect()
+        };
+        assert_eq!(texts, [(2, sent(2)), (3, sent(3))]);
+
+        // Ten hours of ten events each: any one is a tenth, more than a sixteenth.
+        let even: Vec<String> = (0..100).map(|i| line(i, 1 + i as u32 % 10)).collect();
+        let input = even.join("\n");
+        assert!(hold_back(&parse_ndjson(input.as_bytes(), received.into())).is_empty());
     }
 
     #[test]

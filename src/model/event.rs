@@ -57,6 +57,9 @@ pub struct Event<'a> {
     pub quantity: Option<i64>,
     /// Every field outside the contract.
     pub attributes: Option<Attributes<'a>>,
+    /// The event's JSON object as it came: a file's ingest holds some events back and parses
+    /// them again beside later ones (see `ingest`).
+    pub(crate) text: &'a str,
 }
 
 /// The fields of an event outside the contract: the members of a JSON object in key order, values
@@ -125,9 +128,9 @@ pub struct Rejected {
 
 /// The outcome of parsing one input: what flows on and what goes to quarantine.
 #[derive(Debug, Default)]
-pub struct Parsed<'a> {
-    pub events: Vec<Event<'a>>,
-    pub rejected: Vec<Rejected>,
+pub(crate) struct Parsed<'a> {
+    pub(crate) events: Vec<Event<'a>>,
+    pub(crate) rejected: Vec<Rejected>,
 }
 
 impl<'a> Parsed<'a> {
@@ -137,11 +140,6 @@ impl<'a> Parsed<'a> {
             reason: reason.into(),
             received_at,
         });
-    }
-
-    pub fn extend(&mut self, other: Parsed<'a>) {
-        self.events.extend(other.events);
-        self.rejected.extend(other.rejected);
     }
 }
 
@@ -620,6 +618,7 @@ fn event_from_fields<'a>(
         price,
         quantity,
         attributes,
+        text,
     });
     Ok(())
 }

@@ -874,6 +874,68 @@ async fn ingesting_chunks_in_parallel_writes_the_files_of_one_at_a_time() {
     assert_eq!(one.2, many.2, "the same quarantine files");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_files_late_events_share_one_file_per_hour_across_its_chunks() {
+    // 30 hours in time order, 400 events an hour, and after every 100th a late event from one of
+    // five earlier hours: each 32 KiB chunk holds a few late events, and all of them together
+    // less than a chunk, so they are written once, at the end.
+    let first = end() - Duration::hours(40);
+    let line = |id: String, at: DateTime<Utc>| {
+        format!(
+            r#"{{"event_id":"{id}","event_type":"sign-in","occurred_at":"{}"}}"#,
+            at.to_rfc3339()
+        )
+    };
+    let mut input = Vec::new();
+    let mut late: BTreeMap<DateTime<Utc>, Vec<String>> = BTreeMap::new();
+    let mut all = Vec::new();
+    for i in 0..12_000 {
+        let id = format!("on-time-{i}");
+        input.push(line(
+            id.clone(),
+            first + Duration::hours(10) + Duration::seconds(9 * i),
+        ));
+        all.push(id);
+        if i % 100 == 0 {
+            let id = format!("late-{i}");
+            let hour = first + Duration::hours(i / 100 % 5);
+            input.push(line(id.clone(), hour + Duration::minutes(i % 60)));
+            late.entry(hour).or_default().push(id.clone());
+            all.push(id);
+        }
+    }
+    let input = input.join("\n");
+    let chunk = 32 * 1024;
+    assert!(input.len() > 30 * chunk, "late events in many chunks");
+
+    let dir = tempfile::tempdir().unwrap();
+    let local = Local::open(dir.path(), Catalog::builtin(), Tz::UTC).unwrap();
+    let summary =
+        ingest::ingest_ndjson_parallel(&local.storage, input.as_bytes(), received(), 2, chunk)
+            .await
+            .unwrap();
+    assert_eq!((summary.accepted, summary.rejected), (all.len(), 0));
+    let files = event_ids_per_file(dir.path());
+    for (hour, ids) in &late {
+        let dir = hour.format("date=%Y-%m-%d/hour=%H/").to_string();
+        let of_hour: Vec<&Vec<String>> = files
+            .iter()
+            .filter(|(path, _)| path.contains(&dir))
+            .map(|(_, ids)| ids)
+            .collect();
+        let mut kept: Vec<&String> = of_hour.iter().copied().flatten().collect();
+        kept.sort();
+        let mut sent: Vec<&String> = ids.iter().collect();
+        sent.sort();
+        assert_eq!(of_hour.len(), 1, "one file for the late events of {hour}");
+        assert_eq!(kept, sent, "every late event of {hour} in it");
+    }
+    let mut kept: Vec<&String> = files.values().flatten().collect();
+    kept.sort();
+    all.sort();
+    assert_eq!(kept, all.iter().collect::<Vec<_>>(), "every event, once");
+}
+
 fn service_of(local: &Local) -> QueryService {
     local.query_service(QueryOptions::default())
 }
