@@ -128,7 +128,8 @@ def ingest(events, lines):
     summary = json.loads(out)
     tally_rate = lines / cpu
     record("ingest", "tally ingest", f"{lines / wall:,.0f} events/s wall, {tally_rate:,.0f} events/s per CPU-second",
-           f"{lines:,} lines in {wall:.1f} s, {cpu:.1f} CPU-s; {summary['accepted']:,} accepted, {summary['rejected']:,} quarantined")
+           f"{lines:,} lines in {wall:.1f} s, {cpu:.1f} CPU-s; {summary['accepted']:,} accepted, "
+           f"{summary['rejected']:,} quarantined; {summary['files_written']:,} event files")
     record("ingest", "tally ingest peak memory", f"{rss:,.0f} MiB")
     # Many cores: the same file one chunk at a time, against every core above.
     single = tempfile.mkdtemp(prefix="tally-one-thread-", dir=DATA)
@@ -136,10 +137,11 @@ def ingest(events, lines):
         s_wall, s_cpu, s_rss, s_out = measure(tally("ingest", "--threads", "1", events, data=single))
     finally:
         shutil.rmtree(single, ignore_errors=True)
-    if json.loads(s_out)["accepted"] != summary["accepted"]:
-        sys.exit("one thread and every core accepted different events")
+    s_summary = json.loads(s_out)
+    if (s_summary["accepted"], s_summary["files_written"]) != (summary["accepted"], summary["files_written"]):
+        sys.exit("one thread and every core accepted different events or wrote different files")
     record("ingest", "tally ingest, 1 thread", f"{lines / s_wall:,.0f} events/s wall",
-           f"{s_wall:.1f} s, {s_cpu:.1f} CPU-s, peak {s_rss:,.0f} MiB; the same events accepted")
+           f"{s_wall:.1f} s, {s_cpu:.1f} CPU-s, peak {s_rss:,.0f} MiB; the same events accepted, the same number of files")
     record("ingest", f"scaling, {THREADS} threads vs 1 (wall)", f"{s_wall / wall:.2f}x",
            f"ideal {THREADS}x on {THREADS} cores")
     # The physical limit of the work on this machine: the same file only split into lines, and
