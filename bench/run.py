@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -285,13 +286,21 @@ def incremental(lake, full_wall):
             f.write(json.dumps({"event_id": f"late-{i}", "event_type": "purchase", "occurred_at": at.isoformat(),
                                 "user_id": f"user-late-{i % 50}", "country": "KR", "item_id": "item-pro",
                                 "price": "19.99"}) + "\n")
-    measure(tally("ingest", late, data=lake))
-    wall, _, _, out = measure(tally("rollup", data=lake))
-    report = json.loads(out)
-    if len(report["hours_recomputed"]) != 1:
-        sys.exit(f"the late events should touch one hour, the rollup recomputed {report['hours_recomputed']}")
+    # The median of three rounds, as for cold starts: the first rollup after DuckDB's run reads the parts of
+    # its binary that ingest did not use back from disk. Each round delivers the same late events again,
+    # which touches their hour again (their file is kept), so each recomputes the same hour, day and month.
+    walls = []
+    for _ in range(3):
+        measure(tally("ingest", late, data=lake))
+        wall, _, _, out = measure(tally("rollup", data=lake))
+        report = json.loads(out)
+        if len(report["hours_recomputed"]) != 1:
+            sys.exit(f"the late events should touch one hour, the rollup recomputed {report['hours_recomputed']}")
+        walls.append(wall)
+    wall = statistics.median(walls)
     record("incremental", "tally rollup of one late hour (with its day and month)", f"{wall:.2f} s",
-           f"{wall / full_wall:.1%} of the full rollup; target <= 2%")
+           f"{wall / full_wall:.1%} of the full rollup, median of 3 rounds (slowest {max(walls):.2f} s); "
+           "target <= 2%")
     facts["late_hour_share"] = wall / full_wall
 
 
