@@ -365,7 +365,8 @@ fn required<'a>(v: Option<&'a str>, name: &str, unescaped: bool) -> Result<Cow<'
         .filter(|v| !is_null(Some(v)))
         .ok_or_else(|| format!("missing required field `{name}`"))?;
     let s = text(name, v, unescaped)?;
-    if s.trim().is_empty() {
+    // What `trim().is_empty()` says, deciding at the first character (an id's first, as a rule).
+    if s.chars().all(char::is_whitespace) {
         return Err(format!("required field `{name}` is empty"));
     }
     Ok(s)

@@ -4,7 +4,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike,
+    Utc,
+};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -60,11 +63,16 @@ pub struct Period {
     pub start: DateTime<Utc>,
 }
 
-/// The start of `t`'s UTC hour. Integer arithmetic on the timestamp: ingest floors every event's
-/// time, and chrono's field-by-field truncation was 2% of it.
+/// The start of `t`'s UTC hour: its date with the hour's first time. Ingest floors every event's
+/// time; chrono's field-by-field truncation (each field checked) was 2% of it, and a round trip
+/// through the timestamp 1.4% (turning a day number back into a date divides).
 pub fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp(t.timestamp().div_euclid(3600) * 3600, 0)
-        .expect("the start of an hour of a valid time is valid")
+    let t = t.naive_utc();
+    NaiveDateTime::new(
+        t.date(),
+        NaiveTime::from_hms_opt(t.hour(), 0, 0).expect("an hour of a day is a time"),
+    )
+    .and_utc()
 }
 
 pub(crate) fn is_hour_aligned(t: DateTime<Utc>) -> bool {
