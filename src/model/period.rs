@@ -256,6 +256,28 @@ mod tests {
         Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap()
     }
 
+    proptest::proptest! {
+        /// The hour's start read off the date and hour is the timestamp rounded down to 3,600
+        /// seconds, before the epoch and in a leap second too.
+        #[test]
+        fn an_hour_starts_at_its_timestamp_rounded_down(
+            secs in -62_000_000_000i64..250_000_000_000,
+            nanos in 0u32..1_000_000_000,
+            leap: bool,
+        ) {
+            // chrono keeps a leap second as the 59th second with a billion nanoseconds more.
+            let (secs, nanos) = if leap {
+                (secs - secs.rem_euclid(60) + 59, nanos + 1_000_000_000)
+            } else {
+                (secs, nanos)
+            };
+            let t = DateTime::from_timestamp(secs, nanos).unwrap();
+            let start = floor_hour(t);
+            proptest::prop_assert_eq!(start.timestamp(), secs.div_euclid(3600) * 3600);
+            proptest::prop_assert_eq!(start.timestamp_subsec_nanos(), 0);
+        }
+    }
+
     #[test]
     fn seoul_days_start_at_15_utc() {
         let tz: Tz = "Asia/Seoul".parse().unwrap();
