@@ -62,7 +62,10 @@ fn common_shape(b: &[u8]) -> Option<DateTime<Utc>> {
         // Already UTC (nearly every event): the fields are the time. Through a timestamp, chrono
         // turns the day number back into a date, which divides.
         let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
-        return Some(date.and_hms_nano_opt(hour, minute, second, nanos)?.and_utc());
+        return Some(
+            date.and_hms_nano_opt(hour, minute, second, nanos)?
+                .and_utc(),
+        );
     }
     // Plain arithmetic on the civil date: chrono's calendar types cost ten times as much here,
     // once per event.
