@@ -5,7 +5,8 @@ Steps (each prints as it goes; the table lands in bench/RESULTS.md):
   1. NDJSON -> partitioned Parquet: `tally ingest` vs DuckDB's COPY ... (FORMAT parquet), both
      uncompressed as tally's ingest writes it (its compaction compresses closed hours later), with
      the same thread count; events/s per core (events / CPU seconds) and peak memory; tally on one
-     core (pinned) and on every core (the scaling); beside them
+     core (pinned) and on every core (the scaling), CPU split into user and system (the kernel:
+     writing the lake), and again with the lake in memory (tmpfs) to show the file system's part; beside them
      the ceiling of the work on this machine (the file only split into lines, and only parsed as JSON).
   2. Full rollup of every hour (`tally rollup`) vs DuckDB running the same metric SQL, for every
      subset of each metric's dimensions, per hour, day and month, over the same Parquet files.
@@ -44,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+import typing
 import urllib.request
 import zipfile
 import zlib
@@ -70,8 +72,16 @@ def record(section, name, value, note=""):
     say(f"  {name}: {value}" + (f"  ({note})" if note else ""))
 
 
+class Run(typing.NamedTuple):
+    wall: float  # seconds
+    cpu: float  # user + system seconds
+    rss: float  # peak, MiB
+    text: str  # stdout
+    system: float  # of `cpu`, the kernel's seconds (file writes, page faults)
+
+
 def measure(cmd, env=None, stdin=None):
-    """Runs cmd; returns (wall seconds, cpu seconds, peak RSS MiB, stdout text)."""
+    """Runs cmd; returns its wall and CPU time, peak memory and output."""
     with tempfile.TemporaryFile() as out:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stdin=stdin, env=env)
@@ -81,7 +91,7 @@ def measure(cmd, env=None, stdin=None):
         text = out.read().decode()
     if status != 0:
         sys.exit(f"{' '.join(cmd)} failed ({status}):\n{text[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text, usage.ru_stime)
 
 
 def tally(*args, data):
@@ -121,15 +131,53 @@ def duckdb(script, threads):
         return measure([DUCK, "-c", code], stdin=f)
 
 
+def split(run):
+    return f"{run.cpu - run.system:.1f} user, {run.system:.1f} system"
+
+
+def same_work(expected, got, what):
+    if (got["accepted"], got["files_written"]) != (expected["accepted"], expected["files_written"]):
+        sys.exit(f"{what} accepted different events or wrote different files")
+
+
+# Where the kernel's share of ingest goes: the same ingest with its lake in memory, where writing a
+# file costs no disk, no inode search and no journal. Needs about this much room (the lake is ~1 GB).
+TMPFS = "/dev/shm"
+TMPFS_ROOM = 4 << 30
+
+
+def in_memory(events, lines, summary):
+    """The same ingest, every core, with the lake on tmpfs: the figure above less what this machine's
+    file system costs. Not the headline: both tools are judged writing to the same disk."""
+    try:
+        room = shutil.disk_usage(TMPFS).free
+    except OSError:
+        room = 0
+    if room < TMPFS_ROOM:
+        say(f"  (no tmpfs with {TMPFS_ROOM >> 30} GiB free at {TMPFS}: the lake-in-memory run is skipped)")
+        return
+    lake = tempfile.mkdtemp(prefix="tally-in-memory-", dir=TMPFS)
+    try:
+        run = measure(tally("ingest", events, data=lake))
+    finally:
+        shutil.rmtree(lake, ignore_errors=True)
+    same_work(summary, json.loads(run.text), "the lake on disk and in memory")
+    record("ingest", f"tally ingest, lake in memory ({TMPFS}, tmpfs)", f"{lines / run.cpu:,.0f} events/s per CPU-second",
+           f"{run.wall:.1f} s, {run.cpu:.1f} CPU-s ({split(run)}); the same events and files; not compared with "
+           "DuckDB, which wrote to disk")
+    facts.update(in_memory_cpu=run.cpu, in_memory_system=run.system)
+
+
 def ingest(events, lines):
     say("\n[1] NDJSON -> partitioned Parquet")
     lake = os.path.join(DATA, "lake")
     shutil.rmtree(lake, ignore_errors=True)
-    wall, cpu, rss, out = measure(tally("ingest", events, data=lake))
-    summary = json.loads(out)
+    run = measure(tally("ingest", events, data=lake))
+    wall, cpu, rss = run.wall, run.cpu, run.rss
+    summary = json.loads(run.text)
     tally_rate = lines / cpu
     record("ingest", "tally ingest", f"{lines / wall:,.0f} events/s wall, {tally_rate:,.0f} events/s per CPU-second",
-           f"{lines:,} lines in {wall:.1f} s, {cpu:.1f} CPU-s; {summary['accepted']:,} accepted, "
+           f"{lines:,} lines in {wall:.1f} s, {cpu:.1f} CPU-s ({split(run)}); {summary['accepted']:,} accepted, "
            f"{summary['rejected']:,} quarantined; {summary['files_written']:,} event files")
     record("ingest", "tally ingest peak memory", f"{rss:,.0f} MiB")
     # Many cores: the same file on one core, against every core above. Pinned to it: with one
@@ -138,28 +186,28 @@ def ingest(events, lines):
     single = tempfile.mkdtemp(prefix="tally-one-core-", dir=DATA)
     one_core = ["taskset", "--cpu-list", str(min(os.sched_getaffinity(0)))]
     try:
-        s_wall, s_cpu, s_rss, s_out = measure([*one_core, *tally("ingest", "--threads", "1", events, data=single)])
+        one = measure([*one_core, *tally("ingest", "--threads", "1", events, data=single)])
     finally:
         shutil.rmtree(single, ignore_errors=True)
-    s_summary = json.loads(s_out)
-    if (s_summary["accepted"], s_summary["files_written"]) != (summary["accepted"], summary["files_written"]):
-        sys.exit("one core and every core accepted different events or wrote different files")
-    record("ingest", "tally ingest, 1 core", f"{lines / s_wall:,.0f} events/s wall",
-           f"{s_wall:.1f} s, {s_cpu:.1f} CPU-s, peak {s_rss:,.0f} MiB; `--threads 1` pinned to one core (taskset); "
-           "the same events accepted, the same number of files")
-    record("ingest", f"scaling, {THREADS} cores vs 1 (wall)", f"{s_wall / wall:.2f}x",
+    same_work(summary, json.loads(one.text), "one core and every core")
+    record("ingest", "tally ingest, 1 core", f"{lines / one.wall:,.0f} events/s wall",
+           f"{one.wall:.1f} s, {one.cpu:.1f} CPU-s ({split(one)}), peak {one.rss:,.0f} MiB; `--threads 1` pinned to "
+           "one core (taskset); the same events accepted, the same number of files")
+    record("ingest", f"scaling, {THREADS} cores vs 1 (wall)", f"{one.wall / wall:.2f}x",
            f"ideal {THREADS}x")
+    facts.update(ingest_system=run.system, one_thread_system=one.system, ingest_user_rate=lines / (cpu - run.system))
+    in_memory(events, lines, summary)
     # The physical limit of the work on this machine: the same file only split into lines, and
     # also parsed as JSON, one thread (bench/tally_bench.rs `ceiling`).
     bench = os.path.join(BIN, "tally-bench")
     ceiling = {}
     for work, label in (("lines", "only splitting the file into lines"),
                         ("json", "splitting and parsing every line as JSON (serde_json, building nothing)")):
-        _, c_cpu, _, out = measure([bench, "--end", END_DATE, "ceiling", work, events])
+        _, c_cpu, _, out, _ = measure([bench, "--end", END_DATE, "ceiling", work, events])
         ceiling[work] = json.loads(out)["lines"] / c_cpu
         record("ingest", f"ceiling: {label}", f"{ceiling[work]:,.0f} lines per CPU-second", f"{c_cpu:.1f} CPU-s, 1 thread")
-    facts.update(ingest_rate=tally_rate, ingest_wall=wall, ingest_cpu=cpu, one_thread_wall=s_wall,
-                 one_thread_cpu=s_cpu, json_ceiling=ceiling["json"])
+    facts.update(ingest_rate=tally_rate, ingest_wall=wall, ingest_cpu=cpu, one_thread_wall=one.wall,
+                 one_thread_cpu=one.cpu, json_ceiling=ceiling["json"])
     record("ingest", "tally ingest as a share of the JSON-parsing ceiling", f"{tally_rate / ceiling['json']:.0%}",
            "validation, dedupe, Arrow and Parquet are the rest")
     threads = max(1, round(cpu / wall))
@@ -173,13 +221,16 @@ def ingest(events, lines):
            f"strftime(occurred_at, '%H') AS hour FROM read_ndjson('{events}', columns={columns}, "
            f"ignore_errors=true, maximum_object_size=65536)) "
            f"TO '{out_dir}' (FORMAT parquet, COMPRESSION uncompressed, PARTITION_BY (date, hour));\n")
-    d_wall, d_cpu, d_rss, _ = duckdb(sql, threads)
+    duck = duckdb(sql, threads)
+    d_wall, d_cpu, d_rss = duck.wall, duck.cpu, duck.rss
     duck_rate = lines / d_cpu
     record("ingest", f"DuckDB COPY to Parquet ({threads} thread{'s' if threads > 1 else ''})",
            f"{lines / d_wall:,.0f} events/s wall, {duck_rate:,.0f} events/s per CPU-second",
-           f"{d_wall:.1f} s, {d_cpu:.1f} CPU-s, peak {d_rss:,.0f} MiB; uncompressed, as tally's; no validation, no dedupe")
+           f"{d_wall:.1f} s, {d_cpu:.1f} CPU-s ({split(duck)}), peak {d_rss:,.0f} MiB; uncompressed, as tally's; "
+           "no validation, no dedupe")
     record("ingest", "ratio tally / DuckDB (per CPU-second)", f"{tally_rate / duck_rate:.2f}x", "target >= 3x")
-    facts.update(ingest_vs_duckdb=tally_rate / duck_rate, duckdb_ingest_rss=d_rss, ingest_rss=rss)
+    facts.update(ingest_vs_duckdb=tally_rate / duck_rate, duckdb_ingest_rss=d_rss, ingest_rss=rss,
+                 duckdb_user_rate=lines / (d_cpu - duck.system), duckdb_system=duck.system)
     record("ingest", "ratio tally / DuckDB (wall, same threads)", f"{d_wall / wall:.2f}x")
     check_ingest_rows(lake, out_dir, summary)
     return lake
@@ -268,11 +319,11 @@ def duckdb_rollup_script(lake):
 
 def rollup(lake):
     say("\n[2] Full rollup of every hour")
-    wall, cpu, rss, out = measure(tally("rollup", data=lake))
+    wall, cpu, rss, out, _ = measure(tally("rollup", data=lake))
     report = json.loads(out)
     record("rollup", "tally rollup (every hour, day, month)", f"{wall:.1f} s",
            f"{len(report['hours_recomputed'])} hours, {report['rows_written']:,} rows, {cpu:.1f} CPU-s, peak {rss:,.0f} MiB")
-    d_wall, d_cpu, d_rss, _ = duckdb(duckdb_rollup_script(lake), THREADS)
+    d_wall, d_cpu, d_rss, _, _ = duckdb(duckdb_rollup_script(lake), THREADS)
     record("rollup", f"DuckDB, same SQL and grouping sets ({THREADS} threads)", f"{d_wall:.1f} s",
            f"{d_cpu:.1f} CPU-s, peak {d_rss:,.0f} MiB; deduplicating as tally does; results kept in memory, not stored")
     record("rollup", "ratio tally / DuckDB (time)", f"{wall / d_wall:.2f}", "target <= 1.0")
@@ -296,7 +347,7 @@ def incremental(lake, full_wall):
     walls = []
     for _ in range(3):
         measure(tally("ingest", late, data=lake))
-        wall, _, _, out = measure(tally("rollup", data=lake))
+        wall, _, _, out, _ = measure(tally("rollup", data=lake))
         report = json.loads(out)
         if len(report["hours_recomputed"]) != 1:
             sys.exit(f"the late events should touch one hour, the rollup recomputed {report['hours_recomputed']}")
@@ -310,7 +361,7 @@ def incremental(lake, full_wall):
 
 def check_against_duckdb(lake):
     """Not a timing: the stored revenue equals DuckDB's sum over the same Parquet."""
-    _, _, _, out = measure(tally("query", "revenue", "--from", "2024-01-01", "--to", END_DATE, data=lake))
+    _, _, _, out, _ = measure(tally("query", "revenue", "--from", "2024-01-01", "--to", END_DATE, data=lake))
     ours = json.loads(out, parse_float=decimal.Decimal)["total"]
     files = os.path.join(lake, "events", "**", "*.parquet")
     code = ("import duckdb; print(duckdb.sql(\"SELECT SUM(price * COALESCE(quantity, 1)) FROM ("
@@ -406,7 +457,7 @@ def sustained_ingest(events):
         feeder = subprocess.Popen([sys.executable, "-c", SUSTAINED_FEEDER, events, str(lines), str(passes)],
                                   stdout=subprocess.PIPE)
         try:
-            wall, cpu, rss, out = measure(tally("ingest", data=lake), stdin=feeder.stdout)
+            wall, cpu, rss, out, _ = measure(tally("ingest", data=lake), stdin=feeder.stdout)
         finally:
             feeder.stdout.close()
             feeder.wait()
@@ -438,7 +489,7 @@ def rollup_memory(events):
                 # The first run builds every metric over every hour; the next ones recompute the
                 # same hours in place: the same work.
                 args = ["rollup"] + (["--full"] if i else []) + (["--shard-mb", mib] if mib else [])
-                wall, cpu, rss, out = measure(tally(*args, data=lake))
+                wall, cpu, rss, out, _ = measure(tally(*args, data=lake))
                 report = json.loads(out)
                 hours = max(1, len(report["hours_recomputed"]))
                 facts.setdefault("rollup_peaks", {}).setdefault(name, []).append(rss)
@@ -465,7 +516,7 @@ for p in range(passes):
 def queries(lake):
     say("\n[4] Query latency (revenue, daily series)")
     bench = os.path.join(BIN, "tally-bench")
-    _, _, _, out = measure([bench, "--end", END_DATE, "in-process", "--data", lake])
+    _, _, _, out, _ = measure([bench, "--end", END_DATE, "in-process", "--data", lake])
     latency_rows(out, "in-process")
     port = free_port()
     server = subprocess.Popen(tally("serve", "--addr", f"127.0.0.1:{port}", data=lake), stderr=subprocess.DEVNULL)
@@ -476,7 +527,7 @@ def queries(lake):
                 break
             except OSError:
                 time.sleep(0.1)
-        _, _, _, out = measure([bench, "--end", END_DATE, "http", "--addr", f"127.0.0.1:{port}"])
+        _, _, _, out, _ = measure([bench, "--end", END_DATE, "http", "--addr", f"127.0.0.1:{port}"])
         latency_rows(out, "HTTP")
         say("\n[5] Load")
         load(port, server.pid)
@@ -791,21 +842,29 @@ def targets():
                 + ("so that part alone could close the gap" if closes else
                    f"so no one part removed closes the gap of {goal / rate:.1f}x: it lies in the work per event as a whole"))
 
+    cpu, system = facts["ingest_cpu"], facts["ingest_system"]
+    in_memory = (f"{facts['in_memory_system']:.1f} with the lake in memory" if "in_memory_system" in facts
+                 else "the lake-in-memory run skipped")
+    # The kernel's part is measured, not profiled: the profile of step [7] counts user-space instructions.
+    kernel = (f"of its {cpu:.1f} CPU-s, {system:.1f} ({system / cpu:.0%}) were the kernel's, writing the lake "
+              f"({in_memory}); tally's own work alone (user time) ran {facts['ingest_user_rate']:,.0f} events per "
+              f"CPU-second, DuckDB's {facts['duckdb_user_rate']:,.0f} (its kernel time {facts['duckdb_system']:.1f} s)")
     r = facts["ingest_vs_duckdb"]
     judge("ingest >= 3x DuckDB per CPU-second", r >= 3,
           f"{r:.2f}x (DuckDB validates, deduplicates and quarantines nothing; "
           f"peak {facts['duckdb_ingest_rss']:,.0f} MiB against tally's {facts['ingest_rss']:,.0f})",
-          parse_bound(r, 3, lambda x: f"{x:.2f}x DuckDB"))
+          kernel + "; " + parse_bound(r, 3, lambda x: f"{x:.2f}x DuckDB"))
     rate, ceiling = facts["ingest_rate"], facts["json_ceiling"]
     judge(">= 1,000,000 events per CPU-second", rate >= 1e6,
           f"{rate:,.0f}, {rate / ceiling:.0%} of only parsing the file's JSON ({ceiling:,.0f} lines per CPU-second)",
-          parse_bound(rate, 1e6, lambda x: f"{x:,.0f} events per CPU-second"))
+          kernel + "; " + parse_bound(rate, 1e6, lambda x: f"{x:,.0f} events per CPU-second"))
     if THREADS > 1:
         wall, cpu, s_wall, s_cpu = (facts[k] for k in ("ingest_wall", "ingest_cpu", "one_thread_wall", "one_thread_cpu"))
         # Near-linear: within a tenth of ideal.
         judge(f"near-linear ingest scaling (>= {0.9 * THREADS:.1f}x on {THREADS} cores)", s_wall / wall >= 0.9 * THREADS,
               f"{s_wall / wall:.2f}x",
-              f"{THREADS} cores spent {cpu:.1f} CPU-s against {s_cpu:.1f} on one ({cpu / s_cpu - 1:+.0%} work) and "
+              f"{THREADS} cores spent {cpu:.1f} CPU-s against {s_cpu:.1f} on one ({cpu / s_cpu - 1:+.0%} work; "
+              f"the kernel's {facts['ingest_system']:.1f} against {facts['one_thread_system']:.1f} s) and "
               f"left the cores idle {1 - cpu / (wall * THREADS):.0%} of the time")
     judge("a 6 MB Lambda batch <= 256 MiB", facts["batch_peak_mib"] <= 256, f"peak {facts['batch_peak_mib']:.0f} MiB", "")
     judge("full rollup <= 1.0x DuckDB", facts["rollup_vs_duckdb"] <= 1.0, f"{facts['rollup_vs_duckdb']:.2f}x", "")
