@@ -94,6 +94,27 @@ def measure(cmd, env=None, stdin=None):
     return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text, usage.ru_stime)
 
 
+# Outputs a step is done with are moved aside and deleted when the run ends. This machine's disk is
+# ext4 without a journal, where a new file's inode is chosen past every inode freed in the last 60 s
+# (360 s while its inode table block is unwritten): a lake of ~16,000 files deleted just before a timed
+# write made that write's system time depend on what ran before it (for DuckDB as for tally).
+TRASH = os.path.join(DATA, f"trash-{os.getpid()}")
+
+
+def discard(path):
+    """Moves a finished output under DATA out of the way (a rename frees no inode)."""
+    if os.path.exists(path):
+        os.makedirs(TRASH, exist_ok=True)
+        os.rename(path, os.path.join(TRASH, f"{len(os.listdir(TRASH))}-{os.path.basename(path)}"))
+
+
+def empty_trash():
+    """Deletes what this run and any interrupted one moved aside, after every timed step."""
+    for name in os.listdir(DATA):
+        if name.startswith("trash-"):
+            shutil.rmtree(os.path.join(DATA, name), ignore_errors=True)
+
+
 def tally(*args, data):
     return [os.path.join(BIN, "tally"), "--data", data, *args]
 
@@ -171,7 +192,7 @@ def in_memory(events, lines, summary):
 def ingest(events, lines):
     say("\n[1] NDJSON -> partitioned Parquet")
     lake = os.path.join(DATA, "lake")
-    shutil.rmtree(lake, ignore_errors=True)
+    discard(lake)
     run = measure(tally("ingest", events, data=lake))
     wall, cpu, rss = run.wall, run.cpu, run.rss
     summary = json.loads(run.text)
@@ -188,7 +209,7 @@ def ingest(events, lines):
     try:
         one = measure([*one_core, *tally("ingest", "--threads", "1", events, data=single)])
     finally:
-        shutil.rmtree(single, ignore_errors=True)
+        discard(single)
     same_work(summary, json.loads(one.text), "one core and every core")
     record("ingest", "tally ingest, 1 core", f"{lines / one.wall:,.0f} events/s wall",
            f"{one.wall:.1f} s, {one.cpu:.1f} CPU-s ({split(one)}), peak {one.rss:,.0f} MiB; `--threads 1` pinned to "
@@ -212,7 +233,7 @@ def ingest(events, lines):
            "validation, dedupe, Arrow and Parquet are the rest")
     threads = max(1, round(cpu / wall))
     out_dir = os.path.join(DATA, "duckdb-parquet")
-    shutil.rmtree(out_dir, ignore_errors=True)
+    discard(out_dir)
     columns = ("{event_id: 'VARCHAR', event_type: 'VARCHAR', occurred_at: 'TIMESTAMPTZ', user_id: 'VARCHAR', "
                "session_id: 'VARCHAR', correlation_id: 'VARCHAR', service: 'VARCHAR', country: 'VARCHAR', "
                "browser: 'VARCHAR', device: 'VARCHAR', item_id: 'VARCHAR', content_id: 'VARCHAR', "
@@ -461,7 +482,7 @@ def sustained_ingest(events):
         finally:
             feeder.stdout.close()
             feeder.wait()
-            shutil.rmtree(lake, ignore_errors=True)
+            discard(lake)
         summary = json.loads(out)
         record("load", f"sustained ingest, one stream of {passes * lines:,} lines", f"peak {rss:,.0f} MiB",
                f"{wall:.1f} s, {summary['accepted']:,} accepted, {summary['rejected']:,} quarantined")
@@ -497,7 +518,7 @@ def rollup_memory(events):
                        f"{hours} hours of ~{lines * factor / hours:,.0f} events, {report['hours_split']} split in shards, "
                        f"{wall:.1f} s, {cpu:.1f} CPU-s")
         finally:
-            shutil.rmtree(lake, ignore_errors=True)
+            discard(lake)
 
 
 # Writes the first N lines of the bench file, PASSES times, each pass's event ids made new.
@@ -772,7 +793,7 @@ def ingest_profile(events):
                        check=True, capture_output=True)
         total, costs = inclusive_costs(out)
     finally:
-        shutil.rmtree(lake, ignore_errors=True)
+        discard(lake)
         os.remove(sample)
     record("profile", f"ingest, 1 thread, first {PROFILE_LINES:,} lines", f"{total / 1e9:.2f} G instructions",
            f"{total / PROFILE_LINES:,.0f} per line (callgrind)")
@@ -928,15 +949,18 @@ def main():
     args = p.parse_args()
     events, lines = dataset()
     say(f"data: {events} ({lines:,} lines, {os.path.getsize(events) / 1e9:.2f} GB)")
-    lake = ingest(events, lines)
-    full = rollup(lake)
-    check_against_duckdb(lake)
-    incremental(lake, full)
-    queries(lake)
-    sustained_ingest(events)
-    rollup_memory(events)
-    functions(events, not args.no_package)
-    profiles(events)
+    try:
+        lake = ingest(events, lines)
+        full = rollup(lake)
+        check_against_duckdb(lake)
+        incremental(lake, full)
+        queries(lake)
+        sustained_ingest(events)
+        rollup_memory(events)
+        functions(events, not args.no_package)
+        profiles(events)
+    finally:
+        empty_trash()
     targets()
     write_results()
 
