@@ -26,7 +26,8 @@ Steps (each prints as it goes; the table lands in bench/RESULTS.md):
   8. Every target judged by this run's figures: met, or missed with the measured reason (the bound
      step 7's shares set).
 
-The data set (`tally generate`, fixed seed and end) is cached in bench/data/ between runs.
+The data set (`tally generate`, fixed seed and end) is cached in bench/data/ between runs. The lakes
+and Parquet a run writes there are deleted when it ends, not between steps (see `discard`).
 Run with tests/support/with-moto.sh so that the functions have S3 and DynamoDB.
 """
 
