@@ -197,13 +197,13 @@ def in_memory(events, lines, summary):
     if room < TMPFS_ROOM:
         say(f"  (no tmpfs with {TMPFS_ROOM >> 30} GiB free at {TMPFS}: the lake-in-memory run is skipped)")
         return
-    def once(_):
+    def in_tmpfs(_):
         lake = tempfile.mkdtemp(prefix="tally-in-memory-", dir=TMPFS)
         try:
             return measure(tally("ingest", events, data=lake))
         finally:
             shutil.rmtree(lake, ignore_errors=True)
-    run, runs = repeated(once)
+    run, runs = repeated(in_tmpfs)
     for r in runs:
         same_work(summary, json.loads(r.text), "the lake on disk and in memory")
     record("ingest", f"tally ingest, lake in memory ({TMPFS}, tmpfs)", f"{lines / run.cpu:,.0f} events/s per CPU-second",
@@ -217,7 +217,7 @@ def ingest(events, lines):
     lake = os.path.join(DATA, "lake")
     discard(lake)
 
-    def once(i):
+    def every_core(i):
         # The first run's lake is the one the later steps read.
         out = lake if i == 0 else tempfile.mkdtemp(prefix="tally-again-", dir=DATA)
         try:
@@ -225,7 +225,7 @@ def ingest(events, lines):
         finally:
             if i:
                 discard(out)
-    run, runs = repeated(once)
+    run, runs = repeated(every_core)
     wall, cpu, rss = run.wall, run.cpu, run.rss
     summary = json.loads(run.text)
     for r in runs[1:]:
@@ -240,13 +240,13 @@ def ingest(events, lines):
     # ran on a second core, and one thread was not one core's work.
     one_core = ["taskset", "--cpu-list", str(min(os.sched_getaffinity(0)))]
 
-    def once(_):
+    def one_core_only(_):
         single = tempfile.mkdtemp(prefix="tally-one-core-", dir=DATA)
         try:
             return measure([*one_core, *tally("ingest", "--threads", "1", events, data=single)])
         finally:
             discard(single)
-    one, ones = repeated(once)
+    one, ones = repeated(one_core_only)
     for r in ones:
         same_work(summary, json.loads(r.text), "one core and every core")
     record("ingest", "tally ingest, 1 core", f"{lines / one.wall:,.0f} events/s wall",
@@ -271,7 +271,6 @@ def ingest(events, lines):
            "validation, dedupe, Arrow and Parquet are the rest")
     threads = max(1, round(cpu / wall))
     out_dir = os.path.join(DATA, "duckdb-parquet")
-    discard(out_dir)
     columns = ("{event_id: 'VARCHAR', event_type: 'VARCHAR', occurred_at: 'TIMESTAMPTZ', user_id: 'VARCHAR', "
                "session_id: 'VARCHAR', correlation_id: 'VARCHAR', service: 'VARCHAR', country: 'VARCHAR', "
                "browser: 'VARCHAR', device: 'VARCHAR', item_id: 'VARCHAR', content_id: 'VARCHAR', "
@@ -280,10 +279,10 @@ def ingest(events, lines):
            f"strftime(occurred_at, '%H') AS hour FROM read_ndjson('{events}', columns={columns}, "
            f"ignore_errors=true, maximum_object_size=65536)) "
            f"TO '{out_dir}' (FORMAT parquet, COMPRESSION uncompressed, PARTITION_BY (date, hour));\n")
-    def once(_):
+    def duckdb_copy(_):
         discard(out_dir)  # COPY ... PARTITION_BY refuses a directory it has written; the last run's is checked
         return duckdb(sql, threads)
-    duck, ducks = repeated(once)
+    duck, ducks = repeated(duckdb_copy)
     d_wall, d_cpu, d_rss = duck.wall, duck.cpu, duck.rss
     duck_rate = lines / d_cpu
     record("ingest", f"DuckDB COPY to Parquet ({threads} thread{'s' if threads > 1 else ''})",
