@@ -41,9 +41,20 @@ pub const SDK_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from
 /// timeouts above.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(sdk_http_client())
         .timeout_config(sdk_timeouts())
         .load()
         .await
+}
+
+/// The SDK's HTTPS client (plain HTTP too, for an emulator): rustls over ring, the crypto library
+/// `object_store`'s client is built on, so a binary links one crypto library where the SDK's default
+/// client (over aws-lc) made it two.
+pub fn sdk_http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 /// [`SDK_ATTEMPT_TIMEOUT`] and [`SDK_OPERATION_TIMEOUT`] as the SDK takes them.

@@ -27,6 +27,7 @@ pub fn unique(prefix: &str) -> String {
 
 pub async fn sdk() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(crate::runtime::aws::sdk_http_client())
         .endpoint_url(endpoint())
         .region(aws_config::Region::new("us-east-1"))
         .timeout_config(crate::runtime::aws::sdk_timeouts())
