@@ -22,6 +22,7 @@
 //!   the next resumes, the API answers 503;
 //! - `shards`: hours larger than one piece of rollup work, split into shards by event id, computed
 //!   in the run and fanned out over an SQS queue to the worker: the numbers of an unsplit run;
+//! - `tls`: the binary's AWS SDK and S3 clients over real HTTPS, checking the certificate;
 //! - `fuzz_corpus`: every input the fuzzers kept (`fuzz/corpus/`) replayed through their targets;
 //! - `published_contracts`: the JSON Schema and OpenAPI documents agree with the code.
 //!
@@ -43,5 +44,6 @@ mod oracle;
 mod published_contracts;
 mod service_faults;
 mod shards;
+mod tls;
 
 use tally::testkit::moto;

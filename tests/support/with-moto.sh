@@ -2,14 +2,17 @@
 # Runs a command with the S3/SQS/DynamoDB emulator (moto_server) on a free loopback port, exported as
 # TALLY_TEST_AWS_ENDPOINT, and in front of it a DynamoDB endpoint whose eventually consistent reads lag
 # behind writes as on AWS (lagging_dynamodb.py), exported as TALLY_TEST_LAGGING_DYNAMODB, and an S3 and
-# DynamoDB endpoint that fails requests as tests ask (faulty_aws.py), exported as TALLY_TEST_FAULTY_AWS;
-# stops all three afterwards whatever the command's outcome.
+# DynamoDB endpoint that fails requests as tests ask (faulty_aws.py), exported as TALLY_TEST_FAULTY_AWS,
+# and an HTTPS endpoint to the emulator (tls_aws.py), exported as TALLY_TEST_TLS_AWS with the roots that
+# trust it in TALLY_TEST_TLS_ROOTS; stops all four afterwards whatever the command's outcome.
 set -euo pipefail
 venv="${VENV:-.venv}"
 free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 lag_port=$(free_port)
 fault_port=$(free_port)
+tls_port=$(free_port)
+tls_roots="$(mktemp -t tally-tls-roots.XXXXXX.pem)"
 log="$(mktemp -t moto.XXXXXX.log)"
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto_pid=$!
@@ -17,7 +20,9 @@ moto_pid=$!
 lag_pid=$!
 "$venv/bin/python" "$(dirname "$0")/faulty_aws.py" "http://127.0.0.1:$port" "$fault_port" >>"$log" 2>&1 &
 fault_pid=$!
-trap 'kill "$moto_pid" "$lag_pid" "$fault_pid" 2>/dev/null || true; wait "$moto_pid" "$lag_pid" "$fault_pid" 2>/dev/null || true' EXIT
+"$venv/bin/python" "$(dirname "$0")/tls_aws.py" "http://127.0.0.1:$port" "$tls_port" "$tls_roots" >>"$log" 2>&1 &
+tls_pid=$!
+trap 'kill "$moto_pid" "$lag_pid" "$fault_pid" "$tls_pid" 2>/dev/null || true; wait "$moto_pid" "$lag_pid" "$fault_pid" "$tls_pid" 2>/dev/null || true; rm -f "$tls_roots"' EXIT
 for _ in $(seq 1 100); do
   if "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then
     break
@@ -35,8 +40,14 @@ for _ in $(seq 1 100); do
   "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$fault_port/_faults')" 2>/dev/null && break
   sleep 0.1
 done
+for _ in $(seq 1 100); do
+  "$venv/bin/python" -c "import socket; socket.create_connection(('127.0.0.1', $tls_port)).close()" 2>/dev/null && break
+  sleep 0.1
+done
 export TALLY_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
 export TALLY_TEST_LAGGING_DYNAMODB="http://127.0.0.1:$lag_port"
 export TALLY_TEST_FAULTY_AWS="http://127.0.0.1:$fault_port"
-echo "emulator: moto_server on $TALLY_TEST_AWS_ENDPOINT, lagging DynamoDB reads on $TALLY_TEST_LAGGING_DYNAMODB, faults on $TALLY_TEST_FAULTY_AWS" >&2
+export TALLY_TEST_TLS_AWS="https://localhost:$tls_port"
+export TALLY_TEST_TLS_ROOTS="$tls_roots"
+echo "emulator: moto_server on $TALLY_TEST_AWS_ENDPOINT, lagging DynamoDB reads on $TALLY_TEST_LAGGING_DYNAMODB, faults on $TALLY_TEST_FAULTY_AWS, HTTPS on $TALLY_TEST_TLS_AWS" >&2
 "$@"
