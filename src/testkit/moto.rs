@@ -98,6 +98,17 @@ pub fn faulty_endpoint() -> String {
     )
 }
 
+/// The HTTPS endpoint to the emulator (`tests/support/tls_aws.py`, started by `make test`), and the
+/// root certificates that trust it: the system's and the throwaway authority that signed it.
+pub fn tls_endpoint() -> (String, String) {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("{name} is not set: run these tests with `make test`, which starts the HTTPS endpoint")
+        })
+    };
+    (var("TALLY_TEST_TLS_AWS"), var("TALLY_TEST_TLS_ROOTS"))
+}
+
 /// Fails requests of `op` (`PutObject`, `BatchWriteItem`, `*`, ...) whose path or body contains
 /// `matching` with `fault` (`slowdown`, `s3-500`, `throttle`, `dynamo-500`, `stall`): every
 /// `every`-th one, `times` times in all (a stall waits `seconds`).

@@ -8,14 +8,6 @@ use std::process::{Command, Output};
 
 use tally::testkit::moto;
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: run these tests with `make test`, which starts the HTTPS endpoint"
-        )
-    })
-}
-
 /// `tally args` with every AWS client pointed at the HTTPS endpoint, trusting the roots in `roots`.
 fn tally_over_tls(roots: &str, args: &[&str]) -> Output {
     let data = tempfile::tempdir().unwrap();
@@ -23,7 +15,7 @@ fn tally_over_tls(roots: &str, args: &[&str]) -> Output {
         .arg("--data")
         .arg(data.path())
         .args(args)
-        .env("AWS_ENDPOINT_URL", env("TALLY_TEST_TLS_AWS"))
+        .env("AWS_ENDPOINT_URL", moto::tls_endpoint().0)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -36,7 +28,7 @@ fn tally_over_tls(roots: &str, args: &[&str]) -> Output {
 
 #[tokio::test]
 async fn the_sdk_and_object_store_speak_tls_and_check_the_certificate() {
-    let with_authority = env("TALLY_TEST_TLS_ROOTS");
+    let (_, with_authority) = moto::tls_endpoint();
     let dir = tempfile::tempdir().unwrap();
     // The system's roots alone (or none) do not include the test's authority.
     let without_authority = dir.path().join("system-roots.pem");
@@ -69,6 +61,8 @@ async fn the_sdk_and_object_store_speak_tls_and_check_the_certificate() {
         !refused.status.success(),
         "sent without trusting the certificate"
     );
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("invalid peer certificate"), "{why}");
     let sent = tally_over_tls(&with_authority, &send);
     assert!(
         sent.status.success(),
