@@ -11,9 +11,17 @@ use object_store::aws::AmazonS3Builder;
 use object_store::ObjectStore;
 
 pub fn endpoint() -> String {
-    std::env::var("TALLY_TEST_AWS_ENDPOINT").expect(
-        "TALLY_TEST_AWS_ENDPOINT is not set: these tests need the S3/SQS/DynamoDB emulator; run them with `make test`, which starts moto_server",
+    set_by_make_test(
+        "TALLY_TEST_AWS_ENDPOINT",
+        "moto_server, the S3/SQS/DynamoDB emulator these tests need",
     )
+}
+
+/// A variable `make test` sets (tests/support/with-moto.sh) when it starts `what`.
+fn set_by_make_test(name: &str, what: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run these tests with `make test`, which starts {what}")
+    })
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -41,8 +49,9 @@ pub async fn sdk() -> aws_config::SdkConfig {
 /// The DynamoDB endpoint whose eventually consistent and index reads see the table only as it stood
 /// at the last [`lagging_sync`] (`tests/support/lagging_dynamodb.py`, started by `make test`).
 pub fn lagging_endpoint() -> String {
-    std::env::var("TALLY_TEST_LAGGING_DYNAMODB").expect(
-        "TALLY_TEST_LAGGING_DYNAMODB is not set: run these tests with `make test`, which starts the lagging DynamoDB endpoint",
+    set_by_make_test(
+        "TALLY_TEST_LAGGING_DYNAMODB",
+        "the lagging DynamoDB endpoint",
     )
 }
 
@@ -93,19 +102,13 @@ fn http_with_body(ep: &str, method: &str, path: &str, body: &str) -> String {
 /// The S3 and DynamoDB endpoint that fails requests as a test asks (`tests/support/faulty_aws.py`,
 /// started by `make test`).
 pub fn faulty_endpoint() -> String {
-    std::env::var("TALLY_TEST_FAULTY_AWS").expect(
-        "TALLY_TEST_FAULTY_AWS is not set: run these tests with `make test`, which starts the faulty endpoint",
-    )
+    set_by_make_test("TALLY_TEST_FAULTY_AWS", "the faulty endpoint")
 }
 
 /// The HTTPS endpoint to the emulator (`tests/support/tls_aws.py`, started by `make test`), and the
 /// root certificates that trust it: the system's and the throwaway authority that signed it.
 pub fn tls_endpoint() -> (String, String) {
-    let var = |name: &str| {
-        std::env::var(name).unwrap_or_else(|_| {
-            panic!("{name} is not set: run these tests with `make test`, which starts the HTTPS endpoint")
-        })
-    };
+    let var = |name| set_by_make_test(name, "the HTTPS endpoint");
     (var("TALLY_TEST_TLS_AWS"), var("TALLY_TEST_TLS_ROOTS"))
 }
 

@@ -32,18 +32,16 @@ for _ in $(seq 1 100); do
   fi
   sleep 0.2
 done
-for _ in $(seq 1 100); do
-  "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$lag_port/_lagging/stats')" 2>/dev/null && break
-  sleep 0.1
-done
-for _ in $(seq 1 100); do
-  "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$fault_port/_faults')" 2>/dev/null && break
-  sleep 0.1
-done
-for _ in $(seq 1 100); do
-  "$venv/bin/python" -c "import socket; socket.create_connection(('127.0.0.1', $tls_port)).close()" 2>/dev/null && break
-  sleep 0.1
-done
+# Waits up to ten seconds for a helper endpoint: until the Python statement given runs without error.
+ready() {
+  for _ in $(seq 1 100); do
+    "$venv/bin/python" -c "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+}
+ready "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$lag_port/_lagging/stats')"
+ready "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$fault_port/_faults')"
+ready "import socket; socket.create_connection(('127.0.0.1', $tls_port)).close()"
 export TALLY_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
 export TALLY_TEST_LAGGING_DYNAMODB="http://127.0.0.1:$lag_port"
 export TALLY_TEST_FAULTY_AWS="http://127.0.0.1:$fault_port"
